@@ -1,0 +1,160 @@
+"""Tiny MNIST CNNs built from three small blocks, and the registry that names them.
+
+A network is written as a short layout string, read left to right:
+  c16   3x3 conv block (conv-BN-ReLU-dropout) with 16 output channels, no padding (n -= 2)
+  c16p  the same with padding 1 (size kept)
+  t10   1x1 transition conv to 10 channels (mixes channels, no BN/ReLU: it feeds a pool or conv)
+  m     2x2 max pool (halves the size, doubles the jump of the receptive field)
+and always ends in the head: global average pool, then a 1x1 conv to the 10 classes.
+The three challenge steps are `Model_1`, `Model_2`, `Model_3`; their docstrings carry the step's
+Target / Result / Analysis, and tests check the Result lines against the committed metrics.
+"""
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from typing import Callable
+
+import torch
+from torch import nn
+
+NUM_CLASSES = 10
+MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    MODELS[fn.__name__] = fn
+    return fn
+
+
+class UnknownModelError(KeyError):
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+    def __str__(self) -> str:
+        return f"unknown model {self.name!r}; known models: {', '.join(MODELS)}"
+
+
+def build_model(name: str, dropout: float = -1.0, layout: str = "") -> nn.Module:
+    """The registered model `name`; for tuning runs, dropout >= 0 replaces the model's own rate
+    and a non-empty layout replaces its layers by a TinyNet of that layout."""
+    if name not in MODELS:
+        raise UnknownModelError(name)
+    if layout:
+        return TinyNet(layout, max(dropout, 0.0))
+    return MODELS[name]() if dropout < 0 else MODELS[name](dropout=dropout)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# ---------------------------------------------------------------------------- blocks
+class ConvBlock(nn.Sequential):
+    """3x3 conv (no bias: BN supplies it) -> BatchNorm -> ReLU -> optional dropout."""
+
+    def __init__(self, cin: int, cout: int, padding: int = 0, dropout: float = 0.0):
+        layers = [nn.Conv2d(cin, cout, 3, padding=padding, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+        if dropout > 0:
+            layers.append(nn.Dropout2d(dropout))
+        super().__init__(*layers)
+
+
+class Transition(nn.Sequential):
+    """1x1 conv that changes the channel count cheaply (cin*cout weights)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__(nn.Conv2d(cin, cout, 1, bias=False))
+
+
+class Head(nn.Sequential):
+    """Global average pool, then a 1x1 conv to class logits: no big fully connected layer."""
+
+    def __init__(self, cin: int, classes: int = NUM_CLASSES):
+        super().__init__(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cin, classes, 1, bias=False), nn.Flatten())
+
+
+LAYOUT_TOKEN = re.compile(r"^(?:c(\d+)(p?)|t(\d+)|m)$")
+
+
+def check_layout(layout: str) -> list[str]:
+    """The layout's tokens; ValueError naming the first bad one."""
+    tokens = layout.replace(" ", "").split(",")
+    for token in tokens:
+        if not LAYOUT_TOKEN.match(token):
+            raise ValueError(f"bad layout token {token!r} in {layout!r} (use cN, cNp, tN or m)")
+    return tokens
+
+
+class TinyNet(nn.Sequential):
+    """A straight chain of blocks described by a layout string (see the module docstring)."""
+
+    def __init__(self, layout: str, dropout: float = 0.0, in_channels: int = 1):
+        layers: dict[str, nn.Module] = {}  # named conv1, trans1, pool1, ... for readable tables
+        channels = in_channels
+        for token in check_layout(layout):
+            conv, pad, trans = LAYOUT_TOKEN.match(token).groups()
+            if conv:
+                block = ConvBlock(channels, int(conv), padding=1 if pad else 0, dropout=dropout)
+                channels = int(conv)
+            elif trans:
+                block = Transition(channels, int(trans))
+                channels = int(trans)
+            else:
+                block = nn.MaxPool2d(2)
+            kind = {"c": "conv", "t": "trans", "m": "pool"}[token[0]]
+            count = sum(name.startswith(kind) for name in layers) + 1
+            layers[f"{kind}{count}"] = block
+        layers["head"] = Head(channels)
+        super().__init__(OrderedDict(layers))
+        self.layout, self.dropout = layout, dropout
+
+    def extra_repr(self) -> str:
+        return f"layout={self.layout!r}, dropout={self.dropout}"
+
+
+# ---------------------------------------------------------------------------- the three steps
+# One layout for all three steps: 28 -> c8 -> c12 (RF 5: edges and stroke pieces) -> t8+pool
+# (RF 6, size 12) -> c16 -> c16 -> c16 (RF 18, size 6) -> GAP (RF 28: the whole digit).
+# The 24x24 layers cost most of the compute, so they stay narrow; capacity sits after the pool.
+SKELETON = "c8,c12,t8,m,c16,c16,c16"
+
+
+@register
+def Model_1(dropout: float = 0.0) -> nn.Module:
+    """Step 1: the lean skeleton.
+
+    Target: a correct structure under 8,000 parameters, BN in every block, no regularisation.
+    Result: see reports/step1.md.
+    Analysis: see reports/step1.md.
+    """
+    return TinyNet(SKELETON, dropout)
+
+
+@register
+def Model_2(dropout: float = 0.1) -> nn.Module:
+    """Step 2: regularise the skeleton.
+
+    Target: close the train-test gap of step 1 with dropout.
+    Result: see reports/step2.md.
+    Analysis: see reports/step2.md.
+    """
+    return TinyNet(SKELETON, dropout)
+
+
+@register
+def Model_3(dropout: float = 0.05) -> nn.Module:
+    """Step 3: augmentation and a one-cycle schedule.
+
+    Target: 99.4% on each of the last 3 epochs, on every seed.
+    Result: see reports/step3.md.
+    Analysis: see reports/step3.md.
+    """
+    return TinyNet(SKELETON, dropout)
+
+
+def forward_check(model: nn.Module) -> torch.Size:
+    """Shape of the logits for one blank MNIST image (a cheap smoke test of a layout)."""
+    with torch.no_grad():
+        return model.eval()(torch.zeros(1, 1, 28, 28)).shape

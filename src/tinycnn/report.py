@@ -1,0 +1,332 @@
+"""Reports computed from committed metrics only: no figure is typed by hand.
+
+`write_experiment_report` turns reports/<step>/seed<N>.json into reports/<step>.md with plots;
+`write_all` does it for every experiment and rewrites the README's results table. Target and
+analysis texts come from the experiment file; `{placeholders}` in them are filled with facts
+from the metrics (see `step_facts`), so the prose cannot drift from the numbers either.
+"""
+from __future__ import annotations
+
+import re
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from .analysis import (describe_rf, receptive_field_facts, receptive_field_table, rf_table_markdown,
+                       summary)
+from .config import Experiment, TrainConfig, load_experiment
+from .engine import model_for
+from .model import count_parameters
+from .runs import read_json
+
+TARGET_ACC = 99.4
+MAX_PARAMS = 8000
+MAX_EPOCHS = 15
+LAST = 3  # the challenge scores the last 3 epochs
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+# ---------------------------------------------------------------------------- statistics
+@dataclass
+class SeedStats:
+    seed: int
+    last: list[float]        # test accuracy at each of the last 3 epochs
+    best_train: float
+    best_test: float
+    stable_from: int | None  # first epoch from which every later epoch is >= 99.4
+    wall_seconds: float
+
+    @property
+    def last_min(self) -> float:
+        return min(self.last)
+
+
+def seed_stats(seed: int, record: dict) -> SeedStats:
+    history = record["history"]
+    stable_from = None
+    for r in reversed(history):
+        if r["test_acc"] < TARGET_ACC:
+            break
+        stable_from = r["epoch"]
+    return SeedStats(seed, [r["test_acc"] for r in history[-LAST:]], max(r["train_acc"] for r in history),
+                     max(r["test_acc"] for r in history), stable_from, record["wall_seconds"])
+
+
+@dataclass
+class StepStats:
+    name: str
+    model: str
+    params: int
+    epochs: int
+    seeds: list[SeedStats]
+    histories: list[list[dict]]
+    wall_seconds: float | None  # all seeds together, as run (None if unknown)
+    workers: int | None
+
+    @property
+    def last_mins(self) -> list[float]:
+        return [s.last_min for s in self.seeds]
+
+    @property
+    def passing(self) -> int:
+        ok_budget = self.params < MAX_PARAMS and self.epochs <= MAX_EPOCHS
+        return sum(ok_budget and s.last_min >= TARGET_ACC for s in self.seeds)
+
+    def mean_over_seeds(self, key: str) -> list[float]:
+        return [statistics.fmean(h[i][key] for h in self.histories) for i in range(self.epochs)]
+
+
+def load_step_stats(exp: Experiment, reports_dir: Path) -> StepStats | None:
+    folder = reports_dir / exp.name
+    paths = [folder / f"seed{seed}.json" for seed in exp.seeds]
+    if not all(p.exists() for p in paths):
+        return None
+    records = [read_json(p) for p in paths]
+    meta = read_json(folder / "experiment.json") if (folder / "experiment.json").exists() else {}
+    return StepStats(exp.name, exp.train.model, records[0]["params"], len(records[0]["history"]),
+                     [seed_stats(seed, r) for seed, r in zip(exp.seeds, records)],
+                     [r["history"] for r in records], meta.get("wall_seconds"), meta.get("workers"))
+
+
+def pct(value: float, digits: int = 2) -> str:
+    return f"{value:.{digits}f}%"
+
+
+def step_facts(stats: StepStats) -> dict[str, str]:
+    """Named, formatted facts that experiment texts may quote as {name} or {stepN_name}."""
+    gaps = [a - b for a, b in zip(stats.mean_over_seeds("train_acc"), stats.mean_over_seeds("test_acc"))]
+    mins = stats.last_mins
+    all_last = [a for s in stats.seeds for a in s.last]
+    test_means = stats.mean_over_seeds("test_acc")
+    return {
+        "params": f"{stats.params:,}",
+        "seeds": str(len(stats.seeds)),
+        "passing": f"{stats.passing}/{len(stats.seeds)}",
+        "last3_min": pct(min(mins)),
+        "last3_max": pct(max(all_last)),
+        "last3_mean": pct(statistics.fmean(all_last), 3),
+        "last3_std": f"{statistics.stdev(all_last):.3f}" if len(all_last) > 1 else "n/a",
+        "best_test_max": pct(max(s.best_test for s in stats.seeds)),
+        "best_test_mean": pct(statistics.fmean(s.best_test for s in stats.seeds), 3),
+        "best_train_mean": pct(statistics.fmean(s.best_train for s in stats.seeds), 3),
+        "final_train_mean": pct(stats.mean_over_seeds("train_acc")[-1], 3),
+        "final_test_mean": pct(test_means[-1], 3),
+        "final_gap": f"{gaps[-1]:+.2f}",
+        "max_gap": f"{max(gaps):+.2f}",
+        "min_gap": f"{min(gaps):+.2f}",
+        "epoch5_test_mean": pct(test_means[min(4, len(test_means) - 1)], 3),
+        "test_range_last5": f"{min(test_means[-5:]):.2f}-{max(test_means[-5:]):.2f}%",
+    }
+
+
+def fill(text: str, facts: dict[str, str], where: str) -> str:
+    try:
+        return text.format_map(facts)
+    except KeyError as e:
+        raise KeyError(f"{where}: unknown placeholder {{{e.args[0]}}}; known: {', '.join(sorted(facts))}") from None
+
+
+def all_facts(experiments: list[Experiment], reports_dir: Path) -> dict[str, dict[str, str]]:
+    facts = {}
+    for exp in experiments:
+        stats = load_step_stats(exp, reports_dir)
+        if stats:
+            facts[exp.name] = step_facts(stats)
+    return facts
+
+
+def facts_for(exp: Experiment, facts: dict[str, dict[str, str]]) -> dict[str, str]:
+    """Own facts by plain name, every step's facts as <step>_<name>."""
+    merged = {f"{step}_{key}": value for step, values in facts.items() for key, value in values.items()}
+    merged.update(facts.get(exp.name, {}))
+    return merged
+
+
+def result_line(stats: StepStats) -> str:
+    """The one-line result that each Model_N docstring must carry verbatim (a test checks)."""
+    facts = step_facts(stats)
+    return (f"Result: {facts['params']} params; last-3-epoch test accuracy min {facts['last3_min']}, "
+            f"mean {facts['last3_mean']} over {facts['seeds']} seeds; {facts['passing']} seeds hold >= 99.4%.")
+
+
+# ---------------------------------------------------------------------------- Markdown
+def model_tables_markdown(model) -> str:
+    rows = receptive_field_table(model)
+    return (f"**Parameters** ({count_parameters(model):,}; from torchinfo)\n\n```\n{summary(model)}\n```\n\n"
+            f"**Receptive field** (n: size, j: jump, r: receptive field, in input pixels)\n\n"
+            f"{rf_table_markdown(rows)}\n\n{describe_rf(receptive_field_facts(rows))}.\n")
+
+
+def config_table(cfg: TrainConfig) -> str:
+    skip = {"seed", "device", "test_subset", "train_subset", "holdout"}
+    rows = [f"| {k} | {v} |" for k, v in cfg.to_dict().items() if k not in skip]
+    return "| setting | value |\n|---|---|\n" + "\n".join(rows)
+
+
+def result_block(stats: StepStats, facts: dict[str, str]) -> str:
+    lines = [f"| seed | epoch {stats.epochs - 2} | epoch {stats.epochs - 1} | epoch {stats.epochs} | "
+             f"last-3 min | best train | best test | >= 99.4% from epoch | passes | wall time |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for s in stats.seeds:
+        lines.append(f"| {s.seed} | " + " | ".join(pct(a) for a in s.last) +
+                     f" | {pct(s.last_min)} | {pct(s.best_train)} | {pct(s.best_test)} | "
+                     f"{s.stable_from or 'never'} | {'yes' if stats.params < MAX_PARAMS and s.last_min >= TARGET_ACC else 'no'} | "
+                     f"{s.wall_seconds:.0f}s |")
+    wall = (f"{stats.wall_seconds:.0f}s for all {len(stats.seeds)} seeds with {stats.workers or 'one per core'} "
+            f"parallel worker(s)" if stats.wall_seconds else "not recorded")
+    return "\n".join([
+        f"- Parameters: **{facts['params']}** (budget: fewer than {MAX_PARAMS:,}); epochs: {stats.epochs}.",
+        f"- Test accuracy over the last 3 epochs of all seeds: min **{facts['last3_min']}**, "
+        f"mean {facts['last3_mean']}, std {facts['last3_std']} (sample std over {3 * len(stats.seeds)} values), "
+        f"max {facts['last3_max']}.",
+        f"- Seeds holding >= 99.4% on each of the last 3 epochs: **{facts['passing']}**.",
+        f"- Best test accuracy: mean {facts['best_test_mean']} over seeds, max {facts['best_test_max']}; "
+        f"best train accuracy: mean {facts['best_train_mean']}.",
+        f"- Wall time: {wall}.",
+        "", *lines])
+
+
+def gap_table(stats: StepStats) -> str:
+    train, test = stats.mean_over_seeds("train_acc"), stats.mean_over_seeds("test_acc")
+    train_loss, test_loss = stats.mean_over_seeds("train_loss"), stats.mean_over_seeds("test_loss")
+    lines = ["| epoch | train acc | test acc | gap (train - test) | train loss | test loss | seeds >= 99.4% |",
+             "|---|---|---|---|---|---|---|"]
+    for i in range(stats.epochs):
+        ok = sum(h[i]["test_acc"] >= TARGET_ACC for h in stats.histories)
+        lines.append(f"| {i + 1} | {pct(train[i], 3)} | {pct(test[i], 3)} | {train[i] - test[i]:+.3f} | "
+                     f"{train_loss[i]:.4f} | {test_loss[i]:.4f} | {ok}/{len(stats.histories)} |")
+    return "\n".join(lines)
+
+
+def validation_block(exp: Experiment, reports_dir: Path) -> str:
+    """The tuning runs of this step (train on 50k, score on the held-out last 10k), if any."""
+    rows = []
+    for folder in sorted((reports_dir / "validation").glob(f"{exp.name}-*")):
+        meta_path = folder / "experiment.json"
+        if not meta_path.exists():
+            continue
+        meta = read_json(meta_path)
+        cfg = TrainConfig.from_dict(meta["config"])
+        changed = {k: v for k, v in cfg.to_dict().items()
+                   if v != getattr(exp.train, k) and k not in ("holdout", "seed")}
+        for seed in meta["seeds"]:
+            record = read_json(folder / f"seed{seed}.json")
+            last = [r["test_acc"] for r in record["history"][-LAST:]]
+            variant = ", ".join(f"{k}={v}" for k, v in changed.items()) or "as in this file"
+            rows.append(f"| {folder.name} | {variant} | {record['params']:,} | {seed} | " + " | ".join(pct(a) for a in last) +
+                        f" | {pct(min(last))} |")
+    if not rows:
+        return ""
+    return ("\n## Tuning on the validation split\n\nSettings were chosen on a validation split, never on the "
+            "test set: train on the first 50,000 training images, score on the last 10,000 "
+            "(`tinycnn run ... --validate`). Accuracies below are validation accuracies at the last 3 epochs.\n\n"
+            "| run | settings that differ from the file | params | seed | last-2 | last-1 | last | min |\n"
+            "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
+
+
+def write_experiment_report(exp: Experiment, reports_dir: Path, data_dir=None,
+                            facts: dict[str, dict[str, str]] | None = None,
+                            out_dir: Path | None = None) -> Path:
+    """reports/<name>.md (+ plots in reports/<name>/) from reports/<name>/seed<N>.json."""
+    from .data import load_mnist
+    from .plots import plot_history, plot_misclassified
+
+    out_dir = out_dir or reports_dir
+    stats = load_step_stats(exp, reports_dir)
+    if stats is None:
+        raise FileNotFoundError(f"{reports_dir / exp.name}: metrics of seeds {exp.seeds} are not all there")
+    if facts is None:
+        facts = all_facts(load_experiments(Path(exp.path).parent), reports_dir)
+    own = facts_for(exp, facts)
+    model = model_for(exp.train)
+    figures = out_dir / exp.name
+    figures.mkdir(parents=True, exist_ok=True)
+    plot_history(stats.histories, figures / "curves.png",
+                 f"{exp.train.model}: {len(stats.seeds)} seeds (mean line, min-max band)")
+    first = read_json(reports_dir / exp.name / f"seed{exp.seeds[0]}.json")
+    test_images = load_mnist(data_dir).test_images
+    plot_misclassified(test_images, first["misclassified"], figures / "misclassified.png",
+                       f"seed {exp.seeds[0]}: {len(first['misclassified'])} misclassified test images after the "
+                       f"last epoch (true -> predicted; first 40)")
+    report = f"""# {exp.title}
+
+Model: `{exp.train.model}` in [`src/tinycnn/model.py`](../src/tinycnn/model.py); experiment file:
+[`{exp.path}`](../{exp.path}); raw per-epoch metrics: [`reports/{exp.name}/`]({exp.name}/).
+Regenerate this page with `tinycnn report` (no training).
+
+## Target
+
+{fill(exp.target, own, exp.path + ' target')}
+
+## Result
+
+{result_block(stats, own)}
+
+![loss and accuracy](./{exp.name}/curves.png)
+
+## Analysis
+
+{fill(exp.analysis, own, exp.path + ' analysis')}
+
+Derived from the metrics (means over seeds; train accuracy is the running accuracy over the
+epoch's augmented batches with dropout active, test accuracy is measured after the epoch):
+
+{gap_table(stats)}
+
+Misclassified test images of seed {exp.seeds[0]}:
+
+![misclassified](./{exp.name}/misclassified.png)
+
+## Model
+
+{model_tables_markdown(model)}
+## Training settings
+
+Seeds: {', '.join(map(str, exp.seeds))} (fixed before the runs; all are shown). Training on all 60,000
+training images, scoring on the 10,000 official test images.
+
+{config_table(exp.train)}
+{validation_block(exp, reports_dir)}"""
+    path = out_dir / f"{exp.name}.md"
+    path.write_text(report)
+    return path
+
+
+# ---------------------------------------------------------------------------- all reports + README
+def load_experiments(folder: Path) -> list[Experiment]:
+    return [load_experiment(p) for p in sorted(Path(folder).glob("*.toml"))]
+
+
+def readme_table(experiments: list[Experiment], reports_dir: Path) -> str:
+    lines = ["| step | model | params | final RF | best test (max) | last-3 min | last-3 mean | seeds passing | report |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for exp in experiments:
+        stats = load_step_stats(exp, reports_dir)
+        if stats is None:
+            continue
+        facts = step_facts(stats)
+        rf = receptive_field_facts(receptive_field_table(model_for(exp.train))).final_rf
+        lines.append(f"| [{exp.title.split(':')[0]}]({exp.path}) | `{exp.train.model}` | {facts['params']} | {rf} | "
+                     f"{facts['best_test_max']} | {facts['last3_min']} | {facts['last3_mean']} | "
+                     f"{facts['passing']} | [{reports_dir.name}/{exp.name}.md]({reports_dir.name}/{exp.name}.md) |")
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, table: str) -> str:
+    text = readme.read_text()
+    pattern = re.compile(re.escape(README_START) + ".*?" + re.escape(README_END), re.S)
+    if not pattern.search(text):
+        raise ValueError(f"{readme}: no {README_START} ... {README_END} markers")
+    return pattern.sub(lambda _: f"{README_START}\n{table}\n{README_END}", text)
+
+
+def write_all(experiments_dir: Path = Path("experiments"), reports_dir: Path = Path("reports"),
+              readme: Path = Path("README.md"), data_dir=None, out_dir: Path | None = None) -> list[Path]:
+    """Regenerate every report whose metrics exist, and the README table; returns written paths."""
+    experiments = load_experiments(experiments_dir)
+    facts = all_facts(experiments, reports_dir)
+    written = [write_experiment_report(exp, reports_dir, data_dir, facts, out_dir)
+               for exp in experiments if exp.name in facts]
+    target = (out_dir / readme.name) if out_dir else readme
+    target.write_text(update_readme(readme, readme_table(experiments, reports_dir)))
+    return written + [target]

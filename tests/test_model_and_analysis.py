@@ -1,0 +1,137 @@
+"""Registered models, parameter counts, and the receptive-field calculator against hand tables."""
+import pytest
+import torch
+from torch import nn
+
+from conftest import run_cli
+from tinycnn.analysis import NotAChainError, receptive_field_facts, receptive_field_table, summary
+from tinycnn.model import MODELS, TinyNet, build_model, count_parameters
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_registered_model_runs_and_fits_the_budget(name):
+    model = build_model(name)
+    assert model.eval()(torch.randn(4, 1, 28, 28)).shape == (4, 10)
+    assert count_parameters(model) < 8000
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_parameter_count_agrees_with_torchinfo(name):
+    model = build_model(name)
+    stats = summary(model)
+    assert stats.total_params == count_parameters(model) == sum(p.numel() for p in model.parameters())
+    assert stats.trainable_params == stats.total_params
+
+
+def rf_columns(model, input_size=(1, 28, 28)):
+    return [(r.kernel, r.stride, r.padding, r.dilation, r.n_in, r.n_out, r.j_in, r.j_out, r.r_in, r.r_out)
+            for r in receptive_field_table(model, input_size)[1:]]
+
+
+def test_rf_skeleton_by_hand():
+    # c8, c12 (valid 3x3), 1x1, pool, c16 x3, GAP: worked out on paper
+    expected = [
+        (3, 1, 0, 1, 28, 26, 1, 1, 1, 3),
+        (3, 1, 0, 1, 26, 24, 1, 1, 3, 5),
+        (1, 1, 0, 1, 24, 24, 1, 1, 5, 5),
+        (2, 2, 0, 1, 24, 12, 1, 2, 5, 6),
+        (3, 1, 0, 1, 12, 10, 2, 2, 6, 10),
+        (3, 1, 0, 1, 10, 8, 2, 2, 10, 14),
+        (3, 1, 0, 1, 8, 6, 2, 2, 14, 18),
+        (6, 6, 0, 1, 6, 1, 2, 12, 18, 28),   # GAP: kernel = incoming size
+        (1, 1, 0, 1, 1, 1, 12, 12, 28, 28),  # 1x1 classifier
+    ]
+    assert rf_columns(build_model("Model_3")) == expected
+    facts = receptive_field_facts(receptive_field_table(build_model("Model_3")))
+    assert (facts.last_spatial_rf, facts.final_rf, facts.covers_input) == (18, 28, True)
+
+
+def test_rf_padding_stride_and_dilation_by_hand():
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(),              # n 28, r 3
+        nn.Conv2d(4, 4, 3, stride=2, padding=1), nn.BatchNorm2d(4),  # n 14, j 2, r 5
+        nn.Conv2d(4, 4, 3, padding=2, dilation=2),             # n 14, r 5 + 2*2*2 = 13
+        nn.Conv2d(4, 4, 5, padding="same"),                    # n 14, r 13 + 4*2 = 21
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
+    assert rf_columns(model) == [
+        (3, 1, 1, 1, 28, 28, 1, 1, 1, 3),
+        (3, 2, 1, 1, 28, 14, 1, 2, 3, 5),
+        (3, 1, 2, 2, 14, 14, 2, 2, 5, 13),
+        (5, 1, 2, 1, 14, 14, 2, 2, 13, 21),
+        (14, 14, 0, 1, 14, 1, 2, 28, 21, 47),
+    ]
+
+
+def test_rf_max_and_avg_pool_and_flatten_by_hand():
+    model = nn.Sequential(
+        nn.Conv2d(1, 2, 5), nn.MaxPool2d(2),       # n 24 -> 12, r 5 -> 6, j 2
+        nn.Conv2d(2, 2, 3), nn.AvgPool2d(3, stride=1),  # n 10 -> 8, r 10 -> 14
+        nn.Dropout(0.1), nn.Flatten(), nn.Linear(128, 10))  # flatten sees the whole 8x8 map
+    assert rf_columns(model) == [
+        (5, 1, 0, 1, 28, 24, 1, 1, 1, 5),
+        (2, 2, 0, 1, 24, 12, 1, 2, 5, 6),
+        (3, 1, 0, 1, 12, 10, 2, 2, 6, 10),
+        (3, 1, 0, 1, 10, 8, 2, 2, 10, 14),
+        (8, 1, 0, 1, 8, 1, 2, 2, 14, 28),
+    ]
+
+
+class Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
+
+    def forward(self, x):
+        y = self.a(x)
+        return self.head(y + self.b(y))
+
+
+class TwoHeads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem, self.left, self.right = nn.Conv2d(1, 4, 3), nn.Conv2d(4, 4, 3), nn.Conv2d(4, 4, 5)
+
+    def forward(self, x):
+        y = self.stem(x)
+        return self.left(y).mean((2, 3)) + self.right(y).mean((2, 3))
+
+
+@pytest.mark.parametrize("model", [Residual(), TwoHeads()], ids=["residual", "shared-input"])
+def test_branching_model_gets_a_clear_message(model):
+    with pytest.raises(NotAChainError, match="straight chains"):
+        receptive_field_table(model)
+
+
+def test_inplace_relu_is_still_a_chain():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(inplace=True), nn.Conv2d(2, 2, 3))
+    assert [r.r_out for r in receptive_field_table(model)] == [1, 3, 5]
+
+
+def test_layout_strings_build_what_they_say():
+    net = TinyNet("c4p,t2,m,c3", dropout=0.1)
+    assert net.eval()(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert [r.n_out for r in receptive_field_table(net)] == [28, 28, 28, 14, 12, 1, 1]
+    with pytest.raises(ValueError, match="bad layout token"):
+        TinyNet("c4,x9")
+
+
+def test_summary_cli_prints_both_tables():
+    result = run_cli("summary", "Model_3")
+    assert result.returncode == 0, result.stderr
+    assert "Total params: 7,088" in result.stdout and "r_out" in result.stdout
+    assert "final RF: 28 px, which covers the whole 28x28 input" in result.stdout
+
+
+def test_summary_cli_lists_models():
+    result = run_cli("summary")
+    assert result.returncode == 0
+    assert [line.split()[0] for line in result.stdout.splitlines()] == list(MODELS)
+
+
+def test_unknown_model_is_a_clear_error():
+    for args in (["summary", "Model_9"], ["train", "--model", "Model_9"]):
+        result = run_cli(*args)
+        assert result.returncode == 2
+        assert "unknown model 'Model_9'" in result.stderr and "Model_1, Model_2, Model_3" in result.stderr
+        assert "Traceback" not in result.stderr

@@ -1,0 +1,62 @@
+"""Committed reports, plots and the README table are exactly what the committed metrics give."""
+import inspect
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from tinycnn.config import TrainConfig, load_experiment
+from tinycnn.model import MODELS
+from tinycnn.report import load_experiments, load_step_stats, result_line, write_all
+
+STEPS = ["step1", "step2", "step3"]
+
+
+@pytest.fixture(scope="module")
+def regenerated(tmp_path_factory, data_dir):
+    out = tmp_path_factory.mktemp("regenerated")
+    write_all(ROOT / "experiments", ROOT / "reports", ROOT / "README.md", data_dir=data_dir, out_dir=out)
+    return out
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_step_metrics_are_committed_for_every_seed(step):
+    exp = load_experiment(ROOT / "experiments" / f"{step}.toml")
+    assert load_step_stats(exp, ROOT / "reports") is not None, f"reports/{step}/seed*.json missing"
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_report_regenerates_byte_for_byte(regenerated, step):
+    assert (regenerated / f"{step}.md").read_text() == (ROOT / "reports" / f"{step}.md").read_text()
+    for figure in ("curves.png", "misclassified.png"):
+        assert (regenerated / step / figure).read_bytes() == (ROOT / "reports" / step / figure).read_bytes(), figure
+
+
+def test_readme_results_table_matches_the_metrics(regenerated):
+    assert (regenerated / "README.md").read_text() == (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_model_docstring_result_matches_the_report(step):
+    exp = load_experiment(ROOT / "experiments" / f"{step}.toml")
+    stats = load_step_stats(exp, ROOT / "reports")
+    doc = inspect.getdoc(MODELS[exp.train.model])
+    assert result_line(stats) in " ".join(doc.split()), f"{exp.train.model} docstring: expected {result_line(stats)!r}"
+
+
+def test_step3_meets_the_challenge_on_every_seed():
+    exp = load_experiment(ROOT / "experiments" / "step3.toml")
+    stats = load_step_stats(exp, ROOT / "reports")
+    assert stats.params < 8000 and stats.epochs <= 15
+    assert stats.passing == len(exp.seeds) == 5, [s.last for s in stats.seeds]
+
+
+def test_train_defaults_are_the_final_step_settings():
+    """`make train` (tinycnn train with defaults) trains exactly what step 3 reports."""
+    step3 = load_experiment(ROOT / "experiments" / "step3.toml").train
+    assert TrainConfig() == step3
+
+
+def test_every_experiment_has_written_analysis():
+    for exp in load_experiments(ROOT / "experiments"):
+        assert "written once the runs are in" not in exp.analysis and len(exp.analysis) > 200, exp.name
