@@ -44,19 +44,25 @@ class Loaders:
     std: float
 
 
-def make_loaders(cfg: TrainConfig, data: MNIST, device: torch.device) -> Loaders:
-    """Pick the images (holdout/subsets), compute the normalisation, move everything to device."""
+def split_for(cfg: TrainConfig, data: MNIST) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(train images, train labels, evaluation images, evaluation labels) that `cfg` uses."""
     train_x, train_y = data.train_images, data.train_labels
     if cfg.holdout:
         # Validation = the last `holdout` training images; the test set is not touched.
-        test_x, test_y = train_x[-cfg.holdout:], train_y[-cfg.holdout:]
+        eval_x, eval_y = train_x[-cfg.holdout:], train_y[-cfg.holdout:]
         train_x, train_y = train_x[:-cfg.holdout], train_y[:-cfg.holdout]
     else:
-        test_x, test_y = data.test_images, data.test_labels
+        eval_x, eval_y = data.test_images, data.test_labels
     if cfg.train_subset:
         train_x, train_y = train_x[:cfg.train_subset], train_y[:cfg.train_subset]
     if cfg.test_subset:
-        test_x, test_y = test_x[:cfg.test_subset], test_y[:cfg.test_subset]
+        eval_x, eval_y = eval_x[:cfg.test_subset], eval_y[:cfg.test_subset]
+    return train_x, train_y, eval_x, eval_y
+
+
+def make_loaders(cfg: TrainConfig, data: MNIST, device: torch.device) -> Loaders:
+    """Pick the images (holdout/subsets), compute the normalisation, move everything to device."""
+    train_x, train_y, test_x, test_y = split_for(cfg, data)
     mean, std = channel_stats(train_x)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from .analysis import (describe_rf, receptive_field_facts, receptive_field_table, rf_table_markdown,
                        summary)
 from .config import Experiment, TrainConfig, load_experiment
-from .engine import model_for
+from .engine import model_for, split_for
 from .model import count_parameters
 from .runs import read_json
 
@@ -244,8 +244,8 @@ def write_experiment_report(exp: Experiment, reports_dir: Path, data_dir=None,
     plot_history(stats.histories, figures / "curves.png",
                  f"{exp.train.model}: {len(stats.seeds)} seeds (mean line, min-max band)")
     first = read_json(reports_dir / exp.name / f"seed{exp.seeds[0]}.json")
-    test_images = load_mnist(data_dir).test_images
-    plot_misclassified(test_images, first["misclassified"], figures / "misclassified.png",
+    eval_images = split_for(exp.train, load_mnist(data_dir))[2]
+    plot_misclassified(eval_images, first["misclassified"], figures / "misclassified.png",
                        f"seed {exp.seeds[0]}: {len(first['misclassified'])} misclassified test images after the "
                        f"last epoch (true -> predicted; first 40)")
     report = f"""# {exp.title}
