@@ -1,6 +1,5 @@
 """Committed reports, plots and the README table are exactly what the committed metrics give."""
 import inspect
-from pathlib import Path
 
 import pytest
 

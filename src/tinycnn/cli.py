@@ -132,6 +132,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- sweep
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import default_workers, load_sweep, run_sweep, sweep_report
+
+    load_sweep(args.sweep)  # validate the file before anything starts
+    if args.trials:
+        run_sweep(args.sweep, args.trials, workers=args.workers or default_workers(), data_dir=args.data_dir)
+    if args.report or not args.trials:
+        print(f"wrote {sweep_report(args.sweep, Path(args.out))}")
+    return 0
+
+
 # ---------------------------------------------------------------------------- summary
 def cmd_summary(args: argparse.Namespace) -> int:
     from .analysis import NotAChainError, receptive_field_facts, receptive_field_table
@@ -212,6 +224,16 @@ def build_parser() -> argparse.ArgumentParser:
                                                            "end to end (about 20 minutes on 2 cores)")
     bench.add_argument("--data-dir", help="MNIST folder (see train)")
     bench.set_defaults(func=cmd_bench)
+    sweep = sub.add_parser("sweep", help="Optuna search of layouts and settings under a parameter budget "
+                                           "(scored on the validation split)")
+    sweep.add_argument("sweep", help="sweep file, e.g. experiments/frontier_sweep.toml")
+    sweep.add_argument("--trials", type=int, help="run or resume until the study holds this many finished trials")
+    sweep.add_argument("--workers", type=int, help="parallel worker processes (default: one per core)")
+    sweep.add_argument("--report", action="store_true", help="write the study report (also the default "
+                                                             "when --trials is not given)")
+    sweep.add_argument("--out", default="reports/sweeps", help="folder for the study report")
+    sweep.add_argument("--data-dir", help="MNIST folder (see train)")
+    sweep.set_defaults(func=cmd_sweep)
     return parser
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .config import Experiment, TrainConfig
+from .config import TrainConfig
 from .data import load_mnist
 from .runs import metrics_record, write_json
 

@@ -119,6 +119,8 @@ class TinyNet(nn.Sequential):
 # (RF 6, size 12) -> c16 -> c16 -> c16 (RF 18, size 6) -> GAP (RF 28: the whole digit).
 # The 24x24 layers cost most of the compute, so they stay narrow; capacity sits after the pool.
 SKELETON = "c8,c12,t8,m,c16,c16,c16"
+# Step 3 spends most of the remaining budget on the last block (RF 18, digit parts): 7,712 params.
+WIDE_END = "c8,c12,t8,m,c16,c16,c20"
 
 
 @register
@@ -144,14 +146,14 @@ def Model_2(dropout: float = 0.1) -> nn.Module:
 
 
 @register
-def Model_3(dropout: float = 0.05) -> nn.Module:
-    """Step 3: augmentation and a one-cycle schedule.
+def Model_3(dropout: float = 0.0) -> nn.Module:
+    """Step 3: augmentation instead of dropout, the spare budget on the last block, one-cycle LR.
 
     Target: 99.4% on each of the last 3 epochs, on every seed.
     Result: see reports/step3.md.
     Analysis: see reports/step3.md.
     """
-    return TinyNet(SKELETON, dropout)
+    return TinyNet(WIDE_END, dropout)
 
 
 def forward_check(model: nn.Module) -> torch.Size:

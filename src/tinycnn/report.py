@@ -82,6 +82,12 @@ def load_step_stats(exp: Experiment, reports_dir: Path) -> StepStats | None:
     if not all(p.exists() for p in paths):
         return None
     records = [read_json(p) for p in paths]
+    for seed, record in zip(exp.seeds, records):
+        expected = exp.train.replace(seed=seed).to_dict()
+        if record["config"] != expected:
+            changed = sorted(k for k in expected if record["config"].get(k) != expected[k])
+            raise ValueError(f"{folder}/seed{seed}.json was trained with other settings than {exp.path} "
+                             f"says ({', '.join(changed)}): rerun the experiment")
     meta = read_json(folder / "experiment.json") if (folder / "experiment.json").exists() else {}
     return StepStats(exp.name, exp.train.model, records[0]["params"], len(records[0]["history"]),
                      [seed_stats(seed, r) for seed, r in zip(exp.seeds, records)],
@@ -294,7 +300,8 @@ training images, scoring on the 10,000 official test images.
 
 # ---------------------------------------------------------------------------- all reports + README
 def load_experiments(folder: Path) -> list[Experiment]:
-    return [load_experiment(p) for p in sorted(Path(folder).glob("*.toml"))]
+    """Every experiment file in `folder` (sweep files, *_sweep.toml, are not experiments)."""
+    return [load_experiment(p) for p in sorted(Path(folder).glob("*.toml")) if not p.name.endswith("_sweep.toml")]
 
 
 def readme_table(experiments: list[Experiment], reports_dir: Path) -> str:

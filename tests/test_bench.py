@@ -1,0 +1,28 @@
+"""The benchmark measures what it says and writes its report (no timed assertions: speed is not a test)."""
+import json
+
+import numpy as np
+import torch
+
+from tinycnn.bench import PerImageMNIST, run_bench, write_bench
+
+
+def test_reference_dataset_augments_one_image_with_a_black_background(mnist):
+    dataset = PerImageMNIST(mnist.train_images[:10], mnist.train_labels[:10], degrees=30, mean=0.0, std=1.0)
+    np.random.seed(0)
+    x, y = dataset[0]
+    assert x.shape == (1, 28, 28) and x.dtype == torch.float32 and y == mnist.train_labels[0]
+    assert x[0, :2, :2].abs().max() == 0  # corners stay background after rotation
+
+
+def test_bench_runs_every_part_and_writes_its_report(mnist, data_dir, tmp_path):
+    result = run_bench(tmp_path, data_dir=data_dir, steps=2, repeats=1, log=lambda *_: None)
+    assert result["pipeline"]["tinycnn_median"] > 0 and result["pipeline"]["reference_median"] > 0
+    assert set(result["breakdown_ms"]) == {"batch + augmentation", "forward", "backward", "optimiser step"}
+    assert {(r["batch"], r["threads"]) for r in result["scaling"]} == {(b, t) for b in (64, 128, 256, 512, 1024) for t in (1, 2)}
+    assert [p["processes"] for p in result["processes"]] == [1, 2]
+    write_bench(result, tmp_path)
+    assert json.loads((tmp_path / "bench.json").read_text())["model"] == "Model_3"
+    text = (tmp_path / "bench.md").read_text()
+    assert "median" in text and "as many images per second as the reference" in text
+    assert (tmp_path / "bench.png").stat().st_size > 10_000
