@@ -87,20 +87,24 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- run (experiments)
 def cmd_run(args: argparse.Namespace) -> int:
-    from .experiment import run_seeds
+    from .experiment import default_workers, run_seeds
     from .runs import write_json
 
     exp = load_experiment(args.experiment)
     cfg = config_from_args(args, base=exp.train)
-    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else exp.seeds
+    seeds = args.seeds or exp.seeds
     if args.validate:
         cfg = cfg.replace(holdout=10_000)
+    elif cfg != exp.train.replace(seed=cfg.seed) and not args.out:
+        raise ConfigError(f"these settings differ from {exp.path}; the report folder holds only runs of the file "
+                          f"as written: add --out FOLDER (or --validate for tuning runs)")
     out = Path(args.out) if args.out else (Path("reports") / ("validation" if args.validate else "") / exp.name)
+    workers = args.workers or default_workers(len(seeds))
     start = time.perf_counter()
-    records = run_seeds(cfg, seeds, out, data_dir=args.data_dir, workers=args.workers)
+    records = run_seeds(cfg, seeds, out, data_dir=args.data_dir, workers=workers)
     wall = time.perf_counter() - start
     write_json(out / "experiment.json", {"experiment": exp.path, "seeds": seeds, "config": cfg.to_dict(),
-                                         "wall_seconds": wall, "workers": args.workers or None})
+                                         "wall_seconds": wall, "workers": workers})
     for seed, record in records.items():
         last = [r["test_acc"] for r in record["history"][-3:]]
         print(f"seed {seed}: last 3 " + ", ".join(f"{a:.2f}%" for a in last))
@@ -180,6 +184,13 @@ def model_tables_text(model) -> str:
 
 
 # ---------------------------------------------------------------------------- parser
+def seed_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 0,1,2, not {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinycnn", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -194,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="train every seed of an experiment file and write its report")
     run.add_argument("experiment", help="experiments/stepN.toml")
-    run.add_argument("--seeds", help="comma-separated seeds (default: the file's, usually 0-4)")
+    run.add_argument("--seeds", type=seed_list, help="comma-separated seeds (default: the file's, usually 0-4)")
     run.add_argument("--validate", action="store_true",
                      help="tune mode: train on the first 50,000 images and evaluate on the last 10,000 "
                           "(written under reports/validation/)")

@@ -117,20 +117,25 @@ class Experiment:
 EXPERIMENT_KEYS = {"title", "target", "analysis", "seeds", "train"}
 
 
-def load_experiment(path: str | Path) -> Experiment:
-    path = Path(path)
+def read_toml(path: Path, kind: str, allowed: set[str], required: set[str]) -> dict:
+    """A TOML file's top-level table; ConfigError for a missing file, bad TOML, unknown or missing keys."""
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such experiment file") from None
+        raise ConfigError(f"{path}: no such {kind} file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
-    unknown = sorted(set(raw) - EXPERIMENT_KEYS)
-    missing = sorted(EXPERIMENT_KEYS - set(raw) - {"seeds"})
+    unknown, missing = sorted(set(raw) - allowed), sorted(required - set(raw))
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}")
     if missing:
         raise ConfigError(f"{path}: missing key(s) {', '.join(missing)}")
+    return raw
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    path = Path(path)
+    raw = read_toml(path, "experiment", EXPERIMENT_KEYS, EXPERIMENT_KEYS - {"seeds"})
     if not isinstance(raw["train"], dict):
         raise ConfigError(f"{path}: [train] must be a table")
     seeds = raw.get("seeds", [0, 1, 2, 3, 4])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .analysis import (describe_rf, receptive_field_facts, receptive_field_table, rf_table_markdown,
                        summary)
-from .config import Experiment, TrainConfig, load_experiment
+from .config import ConfigError, Experiment, TrainConfig, load_experiment
 from .engine import model_for, split_for
 from .model import count_parameters
 from .runs import read_json
@@ -86,7 +86,7 @@ def load_step_stats(exp: Experiment, reports_dir: Path) -> StepStats | None:
         expected = exp.train.replace(seed=seed).to_dict()
         if record["config"] != expected:
             changed = sorted(k for k in expected if record["config"].get(k) != expected[k])
-            raise ValueError(f"{folder}/seed{seed}.json was trained with other settings than {exp.path} "
+            raise ConfigError(f"{folder}/seed{seed}.json was trained with other settings than {exp.path} "
                              f"says ({', '.join(changed)}): rerun the experiment")
     meta = read_json(folder / "experiment.json") if (folder / "experiment.json").exists() else {}
     return StepStats(exp.name, exp.train.model, records[0]["params"], len(records[0]["history"]),
@@ -104,6 +104,12 @@ def step_facts(stats: StepStats) -> dict[str, str]:
     mins = stats.last_mins
     all_last = [a for s in stats.seeds for a in s.last]
     test_means = stats.mean_over_seeds("test_acc")
+    train_loss, test_loss = stats.mean_over_seeds("train_loss"), stats.mean_over_seeds("test_loss")
+    e5 = min(4, stats.epochs - 1)  # index of epoch 5
+    positive_from = next((i + 1 for i in range(stats.epochs) if all(g > 0 for g in gaps[i:])), None)
+    swings = [abs(h[i + 1]["test_acc"] - h[i]["test_acc"]) for h in stats.histories
+              for i in range(max(0, stats.epochs - 5), stats.epochs - 1)]
+    stable = [s.stable_from for s in stats.seeds]
     return {
         "params": f"{stats.params:,}",
         "seeds": str(len(stats.seeds)),
@@ -120,8 +126,18 @@ def step_facts(stats: StepStats) -> dict[str, str]:
         "final_gap": f"{gaps[-1]:+.2f}",
         "max_gap": f"{max(gaps):+.2f}",
         "min_gap": f"{min(gaps):+.2f}",
-        "epoch5_test_mean": pct(test_means[min(4, len(test_means) - 1)], 3),
+        "epoch5_test_mean": pct(test_means[e5], 3),
         "test_range_last5": f"{min(test_means[-5:]):.2f}-{max(test_means[-5:]):.2f}%",
+        "test_gain_after_epoch5": f"{test_means[-1] - test_means[e5]:+.2f}",
+        "train_loss_epoch5": f"{train_loss[e5]:.4f}",
+        "train_loss_final": f"{train_loss[-1]:.4f}",
+        "test_loss_epoch5": f"{test_loss[e5]:.4f}",
+        "test_loss_final": f"{test_loss[-1]:.4f}",
+        "mean_gap_last5": f"{statistics.fmean(gaps[-5:]):+.2f}",
+        "gap_positive_from": str(positive_from) if positive_from else "never",
+        "max_swing_last5": f"{max(swings):.2f}" if swings else "n/a",
+        "stable_from_latest": str(max(stable)) if all(stable) else "never (some seed)",
+        "stable_from_earliest": str(min(x for x in stable if x)) if any(stable) else "never",
     }
 
 
@@ -329,11 +345,25 @@ def update_readme(readme: Path, table: str) -> str:
 
 def write_all(experiments_dir: Path = Path("experiments"), reports_dir: Path = Path("reports"),
               readme: Path = Path("README.md"), data_dir=None, out_dir: Path | None = None) -> list[Path]:
-    """Regenerate every report whose metrics exist, and the README table; returns written paths."""
+    """Regenerate every report from committed data: steps (metrics JSON), the benchmark
+    (bench.json), sweeps (their study databases), and the README table; returns written paths."""
     experiments = load_experiments(experiments_dir)
     facts = all_facts(experiments, reports_dir)
     written = [write_experiment_report(exp, reports_dir, data_dir, facts, out_dir)
                for exp in experiments if exp.name in facts]
+    bench_json = reports_dir / "bench" / "bench.json"
+    if bench_json.exists():
+        from .bench import write_bench
+
+        bench_out = (out_dir or reports_dir) / "bench"
+        write_bench(read_json(bench_json), bench_out)
+        written.append(bench_out / "bench.md")
+    for sweep_file in sorted(Path(experiments_dir).glob("*_sweep.toml")):
+        from .sweep import load_sweep, sweep_report
+
+        database = load_sweep(sweep_file).storage.removeprefix("sqlite:///")
+        if Path(database).exists():
+            written.append(sweep_report(sweep_file, (out_dir or reports_dir) / "sweeps"))
     target = (out_dir / readme.name) if out_dir else readme
     target.write_text(update_readme(readme, readme_table(experiments, reports_dir)))
     return written + [target]

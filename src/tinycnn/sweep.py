@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import ConfigError, TrainConfig
+from .config import ConfigError, TrainConfig, read_toml
 
 SWEEP_KEYS = {"title", "budget", "layout", "train", "space", "study", "storage", "prune_warmup",
-              "sampler_seed", "heartbeat", "grace_period"}
+              "sampler_seed", "heartbeat", "grace_period", "enqueue"}
 LAST = 3
 
 
@@ -42,30 +41,20 @@ class Sweep:
     sampler_seed: int = 0        # TPE seed (each worker adds its index)
     heartbeat: int = 30          # seconds between a running trial's heartbeats
     grace_period: int = 120      # a trial silent this long is failed and retried once (resume)
+    enqueue: list = field(default_factory=list)  # start points tried first (dicts of space values)
     path: str = ""
     layout_keys: list[str] = field(default_factory=list)
 
 
 def load_sweep(path: str | Path) -> Sweep:
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such sweep file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML ({e})") from None
-    unknown = sorted(set(raw) - SWEEP_KEYS)
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}")
-    missing = sorted({"title", "budget", "layout", "train", "space"} - set(raw))
-    if missing:
-        raise ConfigError(f"{path}: missing key(s) {', '.join(missing)}")
+    raw = read_toml(path, "sweep", SWEEP_KEYS, {"title", "budget", "layout", "train", "space"})
     name = raw.get("study", path.stem)
     sweep = Sweep(title=raw["title"], budget=raw["budget"], layout=raw["layout"], train=raw["train"],
                   space=raw["space"], study=name,
                   storage=raw.get("storage", f"sqlite:///reports/sweeps/{name}.db"),
                   path=str(path), **{k: raw[k] for k in ("prune_warmup", "sampler_seed", "heartbeat",
-                                                          "grace_period") if k in raw})
+                                                          "grace_period", "enqueue") if k in raw})
     import string
     sweep.layout_keys = [f for _, f, _, _ in string.Formatter().parse(sweep.layout) if f]
     fields = set(TrainConfig.__dataclass_fields__)
@@ -75,6 +64,9 @@ def load_sweep(path: str | Path) -> Sweep:
         if not isinstance(spec, dict) or len({"choices", "int", "float"} & set(spec)) != 1:
             raise ConfigError(f"{path} [space] {key}: give exactly one of choices = [...], int = [lo, hi], "
                               f"float = [lo, hi]")
+    for point in sweep.enqueue:
+        if not isinstance(point, dict) or set(point) - set(sweep.space):
+            raise ConfigError(f"{path}: enqueue entries must be tables of [space] names, not {point!r}")
     absent = [k for k in sweep.layout_keys if k not in sweep.space]
     if absent:
         raise ConfigError(f"{path}: layout placeholder(s) {', '.join(absent)} have no [space] entry")
@@ -176,6 +168,9 @@ def run_sweep(path: str | Path, trials: int, workers: int = 1, data_dir=None, lo
     sweep = load_sweep(path)
     load_mnist(data_dir)  # fail fast, build the cache once
     study = open_study(sweep)  # creates the study (and SQLite file) once, before workers race
+    if not study.get_trials(deepcopy=False):
+        for point in sweep.enqueue:  # hand-picked start points; unspecified dimensions are sampled
+            study.enqueue_trial(point, skip_if_exists=True)
     log(f"study {sweep.study!r} in {sweep.storage}: {finished(study)} finished trials, target {trials}")
     if workers <= 1:
         sweep_worker(str(path), trials, 0, data_dir)
@@ -202,7 +197,9 @@ def sweep_report(path: str | Path, out_dir: Path = Path("reports/sweeps")) -> Pa
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     sweep = load_sweep(path)
-    study = open_study(sweep)
+    # read only: no table creation or migration, so regenerating a report never touches the database
+    storage = optuna.storages.RDBStorage(sweep.storage, skip_table_creation=True, skip_compatibility_check=True)
+    study = optuna.load_study(study_name=sweep.study, storage=storage)
     trials = study.get_trials(deepcopy=False)
     complete = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: -t.value)
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
