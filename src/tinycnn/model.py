@@ -125,11 +125,16 @@ WIDE_END = "c8,c12,t8,m,c16,c16,c20"
 
 @register
 def Model_1(dropout: float = 0.0) -> nn.Module:
-    """Step 1: the lean skeleton.
+    """Step 1: the lean skeleton (reports/step1.md).
 
-    Target: a correct structure under 8,000 parameters, BN in every block, no regularisation.
-    Result: see reports/step1.md.
-    Analysis: see reports/step1.md.
+    Target: a correct structure under 8,000 parameters: two 3x3 convs, a 1x1 transition and max
+    pool at RF 6, three 3x3 convs, global average pooling and a 1x1 classifier, BN in every block;
+    plain SGD at a constant learning rate, no dropout, no augmentation, to see how it fits.
+    Result: 7,088 params; last-3-epoch test accuracy min 99.05%, mean 99.184% over 5 seeds;
+    0/5 seeds hold >= 99.4%.
+    Analysis: mild overfitting (train accuracy above test from the middle epochs on), a test
+    plateau with epoch-to-epoch jumps under the constant learning rate; the receptive field (28)
+    and the budget are not the limit, so regularise next.
     """
     return TinyNet(SKELETON, dropout)
 
@@ -147,11 +152,16 @@ def Model_2(dropout: float = 0.1) -> nn.Module:
 
 @register
 def Model_3(dropout: float = 0.0) -> nn.Module:
-    """Step 3: augmentation instead of dropout, the spare budget on the last block, one-cycle LR.
+    """Step 3: augmentation instead of dropout, the spare budget on the last block (reports/step3.md).
 
-    Target: 99.4% on each of the last 3 epochs, on every seed.
-    Result: see reports/step3.md.
-    Analysis: see reports/step3.md.
+    Target: 99.4% on each of the last 3 epochs on every seed. Step 2 underfit (dropout took
+    capacity a 7k net lacks) and stayed noisy at a constant learning rate, so: batch rotation,
+    shift and zoom instead of dropout, a one-cycle schedule, batch 64, and 16 -> 20 channels in
+    the last block (chosen on the validation split).
+    Result: 7,712 params; last-3-epoch test accuracy min 99.46%, mean 99.502% over 5 seeds;
+    5/5 seeds hold >= 99.4%.
+    Analysis: no overfitting (test above train accuracy at every epoch, test loss falling to the
+    end), the annealed learning rate keeps the last epochs steady, RF 28 covers the image.
     """
     return TinyNet(WIDE_END, dropout)
 

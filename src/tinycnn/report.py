@@ -23,7 +23,6 @@ TARGET_ACC = 99.4
 MAX_PARAMS = 8000
 MAX_EPOCHS = 15
 LAST = 3  # the challenge scores the last 3 epochs
-README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 # ---------------------------------------------------------------------------- statistics
@@ -115,6 +114,7 @@ def step_facts(stats: StepStats) -> dict[str, str]:
         "seeds": str(len(stats.seeds)),
         "passing": f"{stats.passing}/{len(stats.seeds)}",
         "last3_min": pct(min(mins)),
+        "margin": f"{min(mins) - TARGET_ACC:+.2f}",
         "last3_max": pct(max(all_last)),
         "last3_mean": pct(statistics.fmean(all_last), 3),
         "last3_std": f"{statistics.stdev(all_last):.3f}" if len(all_last) > 1 else "n/a",
@@ -145,7 +145,8 @@ def fill(text: str, facts: dict[str, str], where: str) -> str:
     try:
         return text.format_map(facts)
     except KeyError as e:
-        raise KeyError(f"{where}: unknown placeholder {{{e.args[0]}}}; known: {', '.join(sorted(facts))}") from None
+        raise ConfigError(f"{where}: no fact {{{e.args[0]}}} (a typo, or that step has no metrics yet); "
+                          f"known: {', '.join(sorted(facts))}") from None
 
 
 def all_facts(experiments: list[Experiment], reports_dir: Path) -> dict[str, dict[str, str]]:
@@ -335,12 +336,46 @@ def readme_table(experiments: list[Experiment], reports_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: Path, table: str) -> str:
+# The best public result known to us (from the project's survey; one run, not reproduced here).
+PUBLIC_BEST = {"params": "about 5,900", "last3": ">= 99.40% (as reported)", "seeds": "1 run, called unstable by its author"}
+
+
+def frontier_table(experiments: list[Experiment], reports_dir: Path) -> str:
+    lines = ["| model | params | last-3 min | last-3 mean | seeds holding >= 99.4% | report |", "|---|---|---|---|---|---|"]
+    for exp in experiments:
+        stats = load_step_stats(exp, reports_dir)
+        if stats is None:
+            continue
+        f = step_facts(stats)
+        lines.append(f"| `{exp.train.model}` | {f['params']} | {f['last3_min']} | {f['last3_mean']} | {f['passing']} | "
+                     f"[{reports_dir.name}/{exp.name}.md]({reports_dir.name}/{exp.name}.md) |")
+    lines.append(f"| best public solution | {PUBLIC_BEST['params']} | {PUBLIC_BEST['last3']} | - | "
+                 f"{PUBLIC_BEST['seeds']} | - |")
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, blocks: dict[str, str]) -> str:
+    """README text with each <!-- NAME:start --> ... <!-- NAME:end --> block replaced."""
     text = readme.read_text()
-    pattern = re.compile(re.escape(README_START) + ".*?" + re.escape(README_END), re.S)
-    if not pattern.search(text):
-        raise ValueError(f"{readme}: no {README_START} ... {README_END} markers")
-    return pattern.sub(lambda _: f"{README_START}\n{table}\n{README_END}", text)
+    for name, content in blocks.items():
+        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+        if not pattern.search(text):
+            raise ConfigError(f"{readme}: no {start} ... {end} markers")
+        text = pattern.sub(lambda _: f"{start}\n{content}\n{end}", text)
+    return text
+
+
+def bench_summary(bench: dict) -> str:
+    p = bench["pipeline"]
+    lines = [f"Measured by `tinycnn bench` on {bench['machine']} (medians): tinycnn trains "
+             f"**{p['tinycnn_median']:,.0f} images/s** against {p['reference_median']:,.0f} for the per-image "
+             f"reference pipeline, **{p['ratio']:.2f}x**."]
+    if "full" in bench:
+        lines.append(f"A full 15-epoch `tinycnn train` of {bench['model']} took "
+                     f"**{bench['full']['one_seed_15_epochs_s'] / 60:.1f} min** from command start to run folder "
+                     f"written.")
+    return " ".join(lines)
 
 
 def write_all(experiments_dir: Path = Path("experiments"), reports_dir: Path = Path("reports"),
@@ -364,6 +399,12 @@ def write_all(experiments_dir: Path = Path("experiments"), reports_dir: Path = P
         database = load_sweep(sweep_file).storage.removeprefix("sqlite:///")
         if Path(database).exists():
             written.append(sweep_report(sweep_file, (out_dir or reports_dir) / "sweeps"))
+    blocks = {"results": readme_table([e for e in experiments if e.name.startswith("step")], reports_dir)}
+    if bench_json.exists():
+        blocks["bench"] = bench_summary(read_json(bench_json))
+    frontier = [e for e in experiments if e.name in ("step3", "frontier")]
+    if any(e.name == "frontier" and e.name in facts for e in frontier):
+        blocks["frontier"] = frontier_table(frontier, reports_dir)
     target = (out_dir / readme.name) if out_dir else readme
-    target.write_text(update_readme(readme, readme_table(experiments, reports_dir)))
+    target.write_text(update_readme(readme, blocks))
     return written + [target]
