@@ -232,8 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="training/evaluation throughput against a per-image reference "
                                            "pipeline, step breakdown and scaling")
     bench.add_argument("--out", default="reports/bench", help="folder for bench.json, bench.md, bench.png")
-    bench.add_argument("--steps", type=int, default=60, help="training steps per measurement")
-    bench.add_argument("--repeats", type=int, default=3, help="alternations of the pipeline comparison")
+    bench.add_argument("--steps", type=int, default=150, help="training steps per measurement")
+    bench.add_argument("--repeats", type=int, default=5, help="alternations of the pipeline comparison")
     bench.add_argument("--full", action="store_true", help="also time one 15-epoch tinycnn train end to end "
                                                            "(about 6 minutes on 2 cores)")
     bench.add_argument("--five-seeds", action="store_true", help="also time the five-seed step-3 run end to end "

@@ -141,11 +141,15 @@ def Model_1(dropout: float = 0.0) -> nn.Module:
 
 @register
 def Model_2(dropout: float = 0.1) -> nn.Module:
-    """Step 2: regularise the skeleton.
+    """Step 2: regularise the skeleton (reports/step2.md).
 
-    Target: close the train-test gap of step 1 with dropout.
-    Result: see reports/step2.md.
-    Analysis: see reports/step2.md.
+    Target: close step 1's train-test gap without adding parameters: channel dropout (p = 0.1)
+    after every conv block, everything else as in step 1.
+    Result: 7,088 params; last-3-epoch test accuracy min 98.96%, mean 99.037% over 5 seeds;
+    0/5 seeds hold >= 99.4%.
+    Analysis: the gap closed and overshot: train accuracy far below test, and test accuracy below
+    step 1's. The 7k net cannot spare the capacity dropout takes: it underfits. Regularise with
+    data instead, and anneal the learning rate.
     """
     return TinyNet(SKELETON, dropout)
 
@@ -155,7 +159,7 @@ def Model_3(dropout: float = 0.0) -> nn.Module:
     """Step 3: augmentation instead of dropout, the spare budget on the last block (reports/step3.md).
 
     Target: 99.4% on each of the last 3 epochs on every seed. Step 2 underfit (dropout took
-    capacity a 7k net lacks) and stayed noisy at a constant learning rate, so: batch rotation,
+    capacity a 7k net lacks) and plateaued at a constant learning rate, so: batch rotation,
     shift and zoom instead of dropout, a one-cycle schedule, batch 64, and 16 -> 20 channels in
     the last block (chosen on the validation split).
     Result: 7,712 params; last-3-epoch test accuracy min 99.46%, mean 99.502% over 5 seeds;

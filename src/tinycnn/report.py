@@ -12,6 +12,8 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from .analysis import (describe_rf, receptive_field_facts, receptive_field_table, rf_table_markdown,
                        summary)
 from .config import ConfigError, Experiment, TrainConfig, load_experiment
@@ -247,6 +249,14 @@ def validation_block(exp: Experiment, reports_dir: Path) -> str:
             "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
 
 
+def train_conditions(cfg: TrainConfig, model) -> str:
+    """How training batches differ from test images, for reading the train-test gap."""
+    augmented = cfg.rotate or cfg.translate or cfg.scale
+    dropout = any(isinstance(m, (torch.nn.Dropout, torch.nn.Dropout2d)) for m in model.modules())
+    parts = [p for p, on in (("augmented", augmented), ("with dropout active", dropout)) if on]
+    return f" ({' and '.join(parts)})" if parts else " (the same kind of images as the test set)"
+
+
 def write_experiment_report(exp: Experiment, reports_dir: Path, data_dir=None,
                             facts: dict[str, dict[str, str]] | None = None,
                             out_dir: Path | None = None) -> Path:
@@ -292,7 +302,7 @@ Regenerate this page with `tinycnn report` (no training).
 {fill(exp.analysis, own, exp.path + ' analysis')}
 
 Derived from the metrics (means over seeds; train accuracy is the running accuracy over the
-epoch's augmented batches with dropout active, test accuracy is measured after the epoch):
+epoch's training batches{train_conditions(exp.train, model)}, test accuracy is measured after the epoch):
 
 {gap_table(stats)}
 

@@ -18,10 +18,15 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import ConfigError, TrainConfig, read_toml
+
+# Optuna marks heartbeats, trial retries and PED-ANOVA "experimental": stable here, and noisy.
+warnings.filterwarnings("ignore", message=".*experimental.*", module="optuna")
+warnings.filterwarnings("ignore", message=".*is experimental.*")
 
 SWEEP_KEYS = {"title", "budget", "layout", "train", "space", "study", "storage", "prune_warmup",
               "sampler_seed", "heartbeat", "grace_period", "enqueue"}
