@@ -119,7 +119,7 @@ def test_layout_strings_build_what_they_say():
 def test_summary_cli_prints_both_tables():
     result = run_cli("summary", "Model_3")
     assert result.returncode == 0, result.stderr
-    assert "Total params: 7,088" in result.stdout and "r_out" in result.stdout
+    assert f"Total params: {count_parameters(build_model('Model_3')):,}" in result.stdout and "r_out" in result.stdout
     assert "final RF: 28 px, which covers the whole 28x28 input" in result.stdout
 
 

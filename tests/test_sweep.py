@@ -47,6 +47,14 @@ def trials(path):
     return optuna.load_study(study_name=sweep.study, storage=sweep.storage).get_trials()
 
 
+def running_trials(path) -> int:
+    """Trials under way; 0 while the child has not yet created the database or the study."""
+    try:
+        return sum(t.state == optuna.trial.TrialState.RUNNING for t in trials(path))
+    except KeyError:  # the database file exists but the study record does not yet
+        return 0
+
+
 def test_tiny_sweep_runs_and_reports(tmp_path, data_dir):
     path = sweep_file(tmp_path)
     run_sweep(path, trials=2, workers=1, data_dir=data_dir, log=lambda *_: None)
@@ -76,8 +84,7 @@ def test_resume_after_an_interrupted_trial(tmp_path, data_dir):
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # wait until a trial is under way, then kill the sweep
-            if (tmp_path / "tiny.db").exists() and any(
-                    t.state == optuna.trial.TrialState.RUNNING for t in trials(path)):
+            if running_trials(path):
                 time.sleep(2)  # let its heartbeat be recorded: Optuna only retries trials that had one
                 break
             time.sleep(0.5)

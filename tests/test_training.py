@@ -7,6 +7,7 @@ from conftest import run_cli
 from tinycnn.config import TrainConfig
 from tinycnn.engine import fit
 from tinycnn.experiment import run_seeds
+from tinycnn.model import build_model, count_parameters
 
 TINY = dict(epochs=1, train_subset=2000, test_subset=1000, batch_size=100, rotate=5.0)
 
@@ -21,7 +22,7 @@ def test_cli_trains_one_epoch_and_writes_the_run_folder(tmp_path, data_dir, mnis
                      "--test-subset", "2000", "--batch-size", "64", "--seed", "0", "--out", str(out),
                      "--data-dir", str(data_dir))
     assert result.returncode == 0, result.stderr
-    assert "epoch  1:" in result.stdout and "7,088 parameters" in result.stdout
+    assert "epoch  1:" in result.stdout and f"{count_parameters(build_model('Model_3')):,} parameters" in result.stdout
     assert {p.name for p in out.iterdir()} == {"config.json", "metrics.json", "checkpoint.pt", "curves.png"}
     metrics = json.loads((out / "metrics.json").read_text())
     (epoch,) = metrics["history"]

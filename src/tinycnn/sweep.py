@@ -43,7 +43,8 @@ class Sweep:
     study: str
     storage: str
     prune_warmup: int = 5        # epochs every trial runs before the median rule may stop it
-    sampler_seed: int = 0        # TPE seed (each worker adds its index)
+    sampler_seed: int = 0        # TPE base seed; every process adds its own offset (parallel TPE is
+                                 # not trial-for-trial reproducible anyway)
     heartbeat: int = 30          # seconds between a running trial's heartbeats
     grace_period: int = 120      # a trial silent this long is failed and retried once (resume)
     enqueue: list = field(default_factory=list)  # start points tried first (dicts of space values)
@@ -138,7 +139,10 @@ def open_study(sweep: Sweep, worker: int = 0):
         engine_kwargs={"connect_args": {"timeout": 60}} if sweep.storage.startswith("sqlite") else None)
     return optuna.create_study(
         study_name=sweep.study, storage=storage, direction="maximize", load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=sweep.sampler_seed + worker, n_startup_trials=8),
+        # Every process needs its own sampler seed: two processes with one seed and one history
+        # propose the same trials. constant_liar keeps parallel workers off each other's points.
+        sampler=optuna.samplers.TPESampler(seed=sweep.sampler_seed + 1000 * worker + os.getpid() % 1000,
+                                           n_startup_trials=8, constant_liar=True),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=sweep.prune_warmup))
 
 
