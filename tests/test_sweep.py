@@ -69,7 +69,6 @@ def test_tiny_sweep_runs_and_reports(tmp_path, data_dir):
 
 def test_models_over_budget_are_rejected_before_training(tmp_path, data_dir):
     path = sweep_file(tmp_path, budget=300, subset=60000 - 10000)  # training all of it would take minutes
-    start = time.perf_counter()
     run_sweep(path, trials=3, workers=1, data_dir=data_dir, log=lambda *_: None)
     done = trials(path)
     assert all(t.state == optuna.trial.TrialState.PRUNED and "rejected" in t.user_attrs for t in done)

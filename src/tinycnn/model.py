@@ -15,7 +15,6 @@ import re
 from collections import OrderedDict
 from typing import Callable
 
-import torch
 from torch import nn
 
 NUM_CLASSES = 10
@@ -115,11 +114,11 @@ class TinyNet(nn.Sequential):
 
 
 # ---------------------------------------------------------------------------- the three steps
-# One layout for all three steps: 28 -> c8 -> c12 (RF 5: edges and stroke pieces) -> t8+pool
+# The skeleton of steps 1 and 2: 28 -> c8 -> c12 (RF 5: edges and stroke pieces) -> t8 + pool
 # (RF 6, size 12) -> c16 -> c16 -> c16 (RF 18, size 6) -> GAP (RF 28: the whole digit).
 # The 24x24 layers cost most of the compute, so they stay narrow; capacity sits after the pool.
 SKELETON = "c8,c12,t8,m,c16,c16,c16"
-# Step 3 spends most of the remaining budget on the last block (RF 18, digit parts): 7,712 params.
+# Step 3 spends most of the remaining budget on the last block (RF 18, digit parts).
 WIDE_END = "c8,c12,t8,m,c16,c16,c20"
 
 
@@ -168,9 +167,3 @@ def Model_3(dropout: float = 0.0) -> nn.Module:
     end), the annealed learning rate keeps the last epochs steady, RF 28 covers the image.
     """
     return TinyNet(WIDE_END, dropout)
-
-
-def forward_check(model: nn.Module) -> torch.Size:
-    """Shape of the logits for one blank MNIST image (a cheap smoke test of a layout)."""
-    with torch.no_grad():
-        return model.eval()(torch.zeros(1, 1, 28, 28)).shape

@@ -239,7 +239,9 @@ def sweep_report(path: str | Path, out_dir: Path = Path("reports/sweeps")) -> Pa
     if len(complete) >= 2:
         evaluator = optuna.importance.PedAnovaImportanceEvaluator()
         importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
-        importance_lines = ["| dimension | importance |", "|---|---|"] + [
+        importance_lines = [f"PED-ANOVA over the {len(complete)} complete trials: what separates the best of "
+                            f"them from the rest (with few trials, little more than a hint).", "",
+                            "| dimension | importance |", "|---|---|"] + [
             f"| {k} | {v:.3f} |" for k, v in importances.items()]
         fig, ax = plt.subplots(figsize=(6, 0.4 * len(importances) + 1))
         ax.barh(list(importances)[::-1], list(importances.values())[::-1], color="tab:blue")
@@ -261,7 +263,9 @@ def sweep_report(path: str | Path, out_dir: Path = Path("reports/sweeps")) -> Pa
         f"Regenerate with `tinycnn sweep {sweep.path} --report`.", "",
         f"Trials: {len(trials)} in all; {len(complete)} complete, {len(pruned) - len(rejected)} pruned by the "
         f"median rule, {len(rejected)} rejected before training (over the {sweep.budget:,}-parameter budget), "
-        f"{len([t for t in trials if t.state == TrialState.FAIL])} failed (interrupted; retried once).", "",
+        f"{len([t for t in trials if t.state == TrialState.FAIL])} failed (interrupted), "
+        f"{len([t for t in trials if t.state == TrialState.WAITING])} queued (retries of interrupted trials, or "
+        f"start points; they run when the sweep resumes).", "",
         "Score: minimum validation accuracy over the last 3 epochs (training on the first 50,000 training "
         "images, validating on the last 10,000; the test set is not used).", "",
         "## Best trials", "", *rows, "",
