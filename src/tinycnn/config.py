@@ -117,6 +117,12 @@ class Experiment:
 EXPERIMENT_KEYS = {"title", "target", "analysis", "seeds", "train"}
 
 
+def repo_path(path: str | Path) -> str:
+    """`experiments/<file>`: how reports name a file, the same from any working directory."""
+    path = Path(path)
+    return f"{path.parent.name}/{path.name}"
+
+
 def read_toml(path: Path, kind: str, allowed: set[str], required: set[str]) -> dict:
     """A TOML file's top-level table; ConfigError for a missing file, bad TOML, unknown or missing keys."""
     try:

@@ -16,7 +16,7 @@ import torch
 
 from .analysis import (describe_rf, receptive_field_facts, receptive_field_table, rf_table_markdown,
                        summary)
-from .config import ConfigError, Experiment, TrainConfig, load_experiment
+from .config import ConfigError, Experiment, TrainConfig, load_experiment, repo_path
 from .engine import model_for, split_for
 from .model import count_parameters
 from .runs import read_json
@@ -284,7 +284,7 @@ def write_experiment_report(exp: Experiment, reports_dir: Path, data_dir=None,
     report = f"""# {exp.title}
 
 Model: `{exp.train.model}` in [`src/tinycnn/model.py`](../src/tinycnn/model.py); experiment file:
-[`{exp.path}`](../{exp.path}); raw per-epoch metrics: [`reports/{exp.name}/`]({exp.name}/).
+[`{repo_path(exp.path)}`](../{repo_path(exp.path)}); raw per-epoch metrics: [`reports/{exp.name}/`]({exp.name}/).
 Regenerate this page with `tinycnn report` (no training).
 
 ## Target
@@ -340,7 +340,7 @@ def readme_table(experiments: list[Experiment], reports_dir: Path) -> str:
             continue
         facts = step_facts(stats)
         rf = receptive_field_facts(receptive_field_table(model_for(exp.train))).final_rf
-        lines.append(f"| [{exp.title.split(':')[0]}]({exp.path}) | `{exp.train.model}` | {facts['params']} | {rf} | "
+        lines.append(f"| [{exp.title.split(':')[0]}]({repo_path(exp.path)}) | `{exp.train.model}` | {facts['params']} | {rf} | "
                      f"{facts['best_test_max']} | {facts['last3_min']} | {facts['last3_mean']} | "
                      f"{facts['passing']} | [{reports_dir.name}/{exp.name}.md]({reports_dir.name}/{exp.name}.md) |")
     return "\n".join(lines)

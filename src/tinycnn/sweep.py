@@ -22,7 +22,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import ConfigError, TrainConfig, read_toml
+from .config import ConfigError, TrainConfig, read_toml, repo_path
 
 # Optuna marks heartbeats, trial retries and PED-ANOVA "experimental": stable here, and noisy.
 warnings.filterwarnings("ignore", message=".*experimental.*", module="optuna")
@@ -259,8 +259,8 @@ def sweep_report(path: str | Path, out_dir: Path = Path("reports/sweeps")) -> Pa
                     f"`{t.user_attrs['layout']}` | {settings} |")
     text = "\n".join([
         f"# {sweep.title}", "",
-        f"Sweep file: [`{sweep.path}`](../../{sweep.path}); study `{sweep.study}` in `{sweep.storage}`. "
-        f"Regenerate with `tinycnn sweep {sweep.path} --report`.", "",
+        f"Sweep file: [`{repo_path(sweep.path)}`](../../{repo_path(sweep.path)}); study `{sweep.study}` in "
+        f"`{sweep.storage}`. Regenerate with `tinycnn sweep {repo_path(sweep.path)} --report`.", "",
         f"Trials: {len(trials)} in all; {len(complete)} complete, {len(pruned) - len(rejected)} pruned by the "
         f"median rule, {len(rejected)} rejected before training (over the {sweep.budget:,}-parameter budget), "
         f"{len([t for t in trials if t.state == TrialState.FAIL])} failed (interrupted), "
