@@ -259,7 +259,7 @@ def train_conditions(cfg: TrainConfig, model) -> str:
 
 def write_experiment_report(exp: Experiment, reports_dir: Path, data_dir=None,
                             facts: dict[str, dict[str, str]] | None = None,
-                            out_dir: Path | None = None) -> Path:
+                            out_dir: Path | None = None, data=None) -> Path:
     """reports/<name>.md (+ plots in reports/<name>/) from reports/<name>/seed<N>.json."""
     from .data import load_mnist
     from .plots import plot_history, plot_misclassified
@@ -277,7 +277,7 @@ def write_experiment_report(exp: Experiment, reports_dir: Path, data_dir=None,
     plot_history(stats.histories, figures / "curves.png",
                  f"{exp.train.model}: {len(stats.seeds)} seeds (mean line, min-max band)")
     first = read_json(reports_dir / exp.name / f"seed{exp.seeds[0]}.json")
-    eval_images = split_for(exp.train, load_mnist(data_dir))[2]
+    eval_images = split_for(exp.train, data if data is not None else load_mnist(data_dir))[2]
     plot_misclassified(eval_images, first["misclassified"], figures / "misclassified.png",
                        f"seed {exp.seeds[0]}: {len(first['misclassified'])} misclassified test images after the "
                        f"last epoch (true -> predicted; first 40)")
@@ -392,9 +392,12 @@ def write_all(experiments_dir: Path = Path("experiments"), reports_dir: Path = P
               readme: Path = Path("README.md"), data_dir=None, out_dir: Path | None = None) -> list[Path]:
     """Regenerate every report from committed data: steps (metrics JSON), the benchmark
     (bench.json), sweeps (their study databases), and the README table; returns written paths."""
+    from .data import load_mnist
+
     experiments = load_experiments(experiments_dir)
     facts = all_facts(experiments, reports_dir)
-    written = [write_experiment_report(exp, reports_dir, data_dir, facts, out_dir)
+    data = load_mnist(data_dir) if facts else None  # once, for every report's misclassified grid
+    written = [write_experiment_report(exp, reports_dir, data_dir, facts, out_dir, data)
                for exp in experiments if exp.name in facts]
     bench_json = reports_dir / "bench" / "bench.json"
     if bench_json.exists():
