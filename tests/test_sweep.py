@@ -4,13 +4,14 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import optuna
 import pytest
 
 from conftest import ROOT
 from tinycnn.config import ConfigError
-from tinycnn.sweep import load_sweep, run_sweep, sweep_report
+from tinycnn.sweep import load_sweep, run_sweep, sweep_report, trial_config
 
 TINY = """
 title = "tiny"
@@ -102,6 +103,37 @@ def test_resume_after_an_interrupted_trial(tmp_path, data_dir):
     assert retried and retried[0].params == failed.params  # the interrupted trial was run again
 
 
+def test_stopping_a_parallel_sweep_stops_its_workers(tmp_path, data_dir):
+    """`kill PID` of `tinycnn sweep --workers 2` leaves no worker behind still taking trials."""
+    path = sweep_file(tmp_path, epochs=2, subset=4000)
+    code = ("from tinycnn.sweep import run_sweep; "
+            f"run_sweep({str(path)!r}, trials=6, workers=2, data_dir={str(data_dir)!r})")
+    parent = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+    children = []
+    try:
+        deadline = time.monotonic() + 120
+        while not running_trials(path):  # both workers are up once a trial runs
+            assert time.monotonic() < deadline and parent.poll() is None, "no trial started"
+            time.sleep(0.5)
+        children = [int(pid) for pid in Path(f"/proc/{parent.pid}/task/{parent.pid}/children").read_text().split()]
+        parent.terminate()  # SIGTERM, as `kill PID` sends
+        assert parent.wait(timeout=60) != 0
+        time.sleep(1)
+        alive = [pid for pid in children if is_worker(pid)]
+        assert not alive, f"workers {alive} outlived the sweep"
+    finally:  # never leave processes behind, whatever failed
+        for pid in [parent.pid] + children:
+            if is_worker(pid) or pid == parent.pid and parent.poll() is None:
+                os.kill(pid, signal.SIGKILL)
+
+
+def is_worker(pid: int) -> bool:
+    try:
+        return "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()
+    except FileNotFoundError:
+        return False
+
+
 def test_sweep_file_errors_are_clear(tmp_path):
     path = tmp_path / "bad_sweep.toml"
     path.write_text(TINY.format(budget=4000, db=tmp_path / "x.db", epochs=1, subset=100).replace(
@@ -114,6 +146,21 @@ def test_sweep_file_errors_are_clear(tmp_path):
         load_sweep(path)
 
 
-def test_committed_sweep_file_is_valid():
-    sweep = load_sweep(ROOT / "experiments" / "frontier_sweep.toml")
-    assert sweep.budget == 4000 and set(sweep.layout_keys) <= set(sweep.space)
+@pytest.mark.parametrize("path", sorted((ROOT / "experiments").glob("*_sweep.toml")), ids=lambda p: p.stem)
+def test_committed_sweep_files_are_valid_and_start_under_budget(path):
+    from tinycnn.engine import model_for
+    from tinycnn.model import count_parameters
+
+    sweep = load_sweep(path)
+    assert set(sweep.layout_keys) <= set(sweep.space)
+    for point in sweep.enqueue:  # every start point lies in the space and is trainable, not rejected
+        for key, value in point.items():
+            spec = sweep.space[key]
+            if "choices" in spec:
+                assert value in spec["choices"], (key, value)
+            else:
+                lo, hi = spec.get("int") or spec["float"]
+                assert lo <= value <= hi, (key, value)
+        lowest = {key: (spec.get("choices") or spec.get("int") or spec["float"])[0] for key, spec in sweep.space.items()}
+        values = lowest | point  # dimensions a start point leaves open are sampled; any value will do here
+        assert count_parameters(model_for(trial_config(sweep, values))) <= sweep.budget, point

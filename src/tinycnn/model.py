@@ -167,3 +167,54 @@ def Model_3(dropout: float = 0.0) -> nn.Module:
     end), the annealed learning rate keeps the last epochs steady, RF 28 covers the image.
     """
     return TinyNet(WIDE_END, dropout)
+
+
+# ---------------------------------------------------------------------------- beyond the challenge
+# The frontier under 4,000 parameters: the best trial of the sweeps (reports/sweeps/frontier2.md),
+# taken as found. The step-3 skeleton, narrower, with a second max pool before the last conv:
+# 28 -> c6 -> c10 (RF 5) -> t6 + pool (RF 6, size 12) -> c8 -> c12 (RF 14, size 8) -> pool
+# (size 4, jump 4) -> c14 (RF 24, size 2) -> GAP (RF 28). The second pool buys receptive field
+# without weights, so the three late convs can stay at 8-14 channels.
+SECOND_POOL = "c6,c10,t6,m,c8,c12,m,c14"
+SECOND_POOL_DROPOUT = 0.002329991712981679  # the trial's sampled rate, unrounded (next to no effect)
+
+
+@register
+def Model_4(dropout: float = SECOND_POOL_DROPOUT) -> nn.Module:
+    """The frontier: the best configuration under 4,000 parameters (reports/frontier.md).
+
+    Target: the challenge (>= 99.4% on each of the last 3 epochs on every seed) with fewer than
+    4,000 parameters, half of Model_3's budget. Two Optuna studies searched widths, transitions,
+    padding, a second pool, dropout, schedule and training settings under 4,000 parameters on the
+    validation split; this is their best trial, with its training settings as found
+    (experiments/frontier.toml).
+    Result: 3,702 params; last-3-epoch test accuracy min 99.38%, mean 99.414% over 5 seeds;
+    3/5 seeds hold >= 99.4%.
+    Analysis: the sub-4,000 target is missed by single epochs two hundredths below the line on
+    two seeds; train accuracy stays below test (no memorising: the net is at its capacity). It
+    beats the wider Model_5 on seeds held and spread: the second pool and the re-tuned recipe
+    are worth more than width at this size.
+    """
+    return TinyNet(SECOND_POOL, dropout)
+
+
+# The budget ladder's best rung (reports/sweeps/ladder.md): the step-3 skeleton and recipe with the
+# layers after the pool narrowed to 12 -> 12 -> 16.
+LADDER_BEST = "c8,c12,t8,m,c12,c12,c16"
+
+
+@register
+def Model_5(dropout: float = 0.0) -> nn.Module:
+    """The smallest that holds? The best rung of the budget ladder (reports/ladder.md).
+
+    Target: the challenge on every seed with fewer parameters than the best public result (about
+    5,900, one run). Model_4 showed what the sweeps could do under 4,000; a ladder of narrower
+    step-3 skeletons (4,596 to 6,216 parameters, step-3 recipe) on the validation split put this
+    rung highest, so it is tested on five seeds exactly like step 3.
+    Result: 5,200 params; last-3-epoch test accuracy min 99.31%, mean 99.413% over 5 seeds;
+    2/5 seeds hold >= 99.4%.
+    Analysis: missed: the mean is above 99.4% but the seeds spread more than Model_3's, so single
+    epochs dip below the line; narrowing the step-3 skeleton with its recipe unchanged saves
+    parameters less well than Model_4's design.
+    """
+    return TinyNet(LADDER_BEST, dropout)

@@ -116,6 +116,8 @@ def step_facts(stats: StepStats) -> dict[str, str]:
         "seeds": str(len(stats.seeds)),
         "passing": f"{stats.passing}/{len(stats.seeds)}",
         "last3_min": pct(min(mins)),
+        "seed_mins": ", ".join(pct(m) for m in mins),
+        "last3_min_median": pct(statistics.median(mins)),
         "margin": f"{min(mins) - TARGET_ACC:+.2f}",
         "last3_max": pct(max(all_last)),
         "last3_mean": pct(statistics.fmean(all_last), 3),
@@ -152,11 +154,20 @@ def fill(text: str, facts: dict[str, str], where: str) -> str:
 
 
 def all_facts(experiments: list[Experiment], reports_dir: Path) -> dict[str, dict[str, str]]:
+    """Facts of every experiment with metrics, and of every sweep with a study database, as
+    sweep_<study> (so a text can quote e.g. {sweep_frontier_best})."""
     facts = {}
     for exp in experiments:
         stats = load_step_stats(exp, reports_dir)
         if stats:
             facts[exp.name] = step_facts(stats)
+    folders = {Path(exp.path).parent for exp in experiments}
+    for sweep_file in sorted(f for folder in folders for f in folder.glob("*_sweep.toml")):
+        from .sweep import load_sweep, study_facts
+
+        sweep = load_sweep(sweep_file)
+        if Path(sweep.storage.removeprefix("sqlite:///")).exists():
+            facts[f"sweep_{sweep.study}"] = study_facts(sweep)
     return facts
 
 
@@ -346,20 +357,24 @@ def readme_table(experiments: list[Experiment], reports_dir: Path) -> str:
     return "\n".join(lines)
 
 
+# The README's frontier table: step 3, then the smaller candidates tested on five seeds.
+FRONTIER_TABLE = ("step3", "skeleton", "ladder", "frontier")
 # The best public result known to us (from the project's survey; one run, not reproduced here).
 PUBLIC_BEST = {"params": "about 5,900", "last3": ">= 99.40% (as reported)", "seeds": "1 run, called unstable by its author"}
 
 
 def frontier_table(experiments: list[Experiment], reports_dir: Path) -> str:
-    lines = ["| model | params | last-3 min | last-3 mean | seeds holding >= 99.4% | report |", "|---|---|---|---|---|---|"]
+    lines = ["| experiment | model | params | last-3 min | last-3 mean | seeds holding >= 99.4% | report |",
+             "|---|---|---|---|---|---|---|"]
     for exp in experiments:
         stats = load_step_stats(exp, reports_dir)
         if stats is None:
             continue
         f = step_facts(stats)
-        lines.append(f"| `{exp.train.model}` | {f['params']} | {f['last3_min']} | {f['last3_mean']} | {f['passing']} | "
+        lines.append(f"| [{exp.title.split(':')[0]}]({repo_path(exp.path)}) | `{exp.train.model}` | {f['params']} | "
+                     f"{f['last3_min']} | {f['last3_mean']} | {f['passing']} | "
                      f"[{reports_dir.name}/{exp.name}.md]({reports_dir.name}/{exp.name}.md) |")
-    lines.append(f"| best public solution | {PUBLIC_BEST['params']} | {PUBLIC_BEST['last3']} | - | "
+    lines.append(f"| best public solution | - | {PUBLIC_BEST['params']} | {PUBLIC_BEST['last3']} | - | "
                  f"{PUBLIC_BEST['seeds']} | - |")
     return "\n".join(lines)
 
@@ -415,8 +430,8 @@ def write_all(experiments_dir: Path = Path("experiments"), reports_dir: Path = P
     blocks = {"results": readme_table([e for e in experiments if e.name.startswith("step")], reports_dir)}
     if bench_json.exists():
         blocks["bench"] = bench_summary(read_json(bench_json))
-    frontier = [e for e in experiments if e.name in ("step3", "frontier")]
-    if any(e.name == "frontier" and e.name in facts for e in frontier):
+    frontier = sorted((e for e in experiments if e.name in FRONTIER_TABLE), key=lambda e: FRONTIER_TABLE.index(e.name))
+    if "frontier" in facts:
         blocks["frontier"] = frontier_table(frontier, reports_dir)
     target = (out_dir / readme.name) if out_dir else readme
     target.write_text(update_readme(readme, blocks))

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,16 +189,65 @@ def run_sweep(path: str | Path, trials: int, workers: int = 1, data_dir=None, lo
         context = mp.get_context("spawn")
         processes = [context.Process(target=sweep_worker, args=(str(path), trials, i, data_dir))
                      for i in range(workers)]
-        for p in processes:
-            p.start()
-        for p in processes:
-            p.join()
+        # `kill PID` (SIGTERM) must stop the workers too, not only this process: orphaned workers
+        # would go on taking trials. Their unfinished trials are retried when the sweep resumes.
+        previous = signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(128 + signum))
+        try:
+            for p in processes:
+                p.start()
+            for p in processes:
+                p.join()
+        finally:
+            for p in processes:
+                if p.is_alive():
+                    p.terminate()
+                    p.join()
+            signal.signal(signal.SIGTERM, previous)
         if any(p.exitcode for p in processes):
             raise RuntimeError(f"a sweep worker failed (exit codes {[p.exitcode for p in processes]})")
     log(f"study {sweep.study!r}: {finished(study)} finished trials")
 
 
 # ---------------------------------------------------------------------------- report
+def load_finished_study(sweep: Sweep):
+    """The study, read only: no table creation or migration, so reading never touches the database."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = optuna.storages.RDBStorage(sweep.storage, skip_table_creation=True, skip_compatibility_check=True)
+    return optuna.load_study(study_name=sweep.study, storage=storage)
+
+
+def complete_trials(study) -> list:
+    """Complete trials, best score first."""
+    from optuna.trial import TrialState
+
+    return sorted((t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE),
+                  key=lambda t: -t.value)
+
+
+def study_facts(sweep: Sweep) -> dict[str, str]:
+    """Named facts of a study for report texts: its size and its best trial."""
+    study = load_finished_study(sweep)
+    complete = complete_trials(study)
+    facts = {"trials": str(len(study.get_trials(deepcopy=False))), "complete": str(len(complete))}
+    if complete:
+        best = complete[0]
+        facts.update(best=f"{best.value:.2f}%", best_trial=str(best.number), best_params=f"{best.user_attrs['params']:,}",
+                     best_layout=best.user_attrs["layout"],
+                     best_last3=" / ".join(f"{a:.2f}" for a in best.user_attrs.get("last", [])))
+    return facts
+
+
+def pruned_when(pruned: list, rejected: list) -> str:
+    """When the median rule stopped trials: a rule applied mid-schedule can stop late bloomers."""
+    from collections import Counter
+
+    epochs = Counter(max(t.intermediate_values) for t in pruned if t not in rejected and t.intermediate_values)
+    return ("Pruned after epoch: " + ", ".join(f"{e} ({n} trial{'s' if n > 1 else ''})" for e, n in sorted(epochs.items()))
+            + "; the last value each reached is in the study database.")
+
+
 def sweep_report(path: str | Path, out_dir: Path = Path("reports/sweeps")) -> Path:
     """Best trials, the params-vs-score frontier and parameter importances, as Markdown + PNGs."""
     import optuna
@@ -204,13 +255,10 @@ def sweep_report(path: str | Path, out_dir: Path = Path("reports/sweeps")) -> Pa
 
     from .plots import PNG_METADATA, plt
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
     sweep = load_sweep(path)
-    # read only: no table creation or migration, so regenerating a report never touches the database
-    storage = optuna.storages.RDBStorage(sweep.storage, skip_table_creation=True, skip_compatibility_check=True)
-    study = optuna.load_study(study_name=sweep.study, storage=storage)
+    study = load_finished_study(sweep)
     trials = study.get_trials(deepcopy=False)
-    complete = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: -t.value)
+    complete = complete_trials(study)
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     rejected = [t for t in pruned if "rejected" in t.user_attrs]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -265,7 +313,11 @@ def sweep_report(path: str | Path, out_dir: Path = Path("reports/sweeps")) -> Pa
         f"median rule, {len(rejected)} rejected before training (over the {sweep.budget:,}-parameter budget), "
         f"{len([t for t in trials if t.state == TrialState.FAIL])} failed (interrupted), "
         f"{len([t for t in trials if t.state == TrialState.WAITING])} queued (retries of interrupted trials, or "
-        f"start points; they run when the sweep resumes).", "",
+        f"start points; they run when the sweep resumes)"
+        + (f", {running} marked running (under way, or stopped before their first heartbeat, which Optuna "
+           f"cannot tell from running)" if (running := len([t for t in trials if t.state == TrialState.RUNNING]))
+           else "") + ".", "",
+        *([pruned_when(pruned, rejected), ""] if len(pruned) > len(rejected) else []),
         "Score: minimum validation accuracy over the last 3 epochs (training on the first 50,000 training "
         "images, validating on the last 10,000; the test set is not used).", "",
         "## Best trials", "", *rows, "",
