@@ -127,6 +127,7 @@ def test_summary_cli_lists_models():
     result = run_cli("summary")
     assert result.returncode == 0
     assert [line.split()[0] for line in result.stdout.splitlines()] == list(MODELS)
+    assert "Step 3: augmentation instead of dropout" in result.stdout  # each model's own docstring line
 
 
 def test_unknown_model_is_a_clear_error():

@@ -162,7 +162,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
             model = build_model(name)
             facts = receptive_field_facts(receptive_field_table(model))
             print(f"{name:10s} {count_parameters(model):7,d} params   final RF {facts.final_rf} px   "
-                  f"{(model.__doc__ or '').strip().splitlines()[0]}")
+                  f"{(MODELS[name].__doc__ or '').strip().splitlines()[0]}")  # the model's own line
         return 0
     model = build_model(args.model)
     try:

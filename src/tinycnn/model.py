@@ -205,7 +205,7 @@ LADDER_BEST = "c8,c12,t8,m,c12,c12,c16"
 
 @register
 def Model_5(dropout: float = 0.0) -> nn.Module:
-    """The smallest that holds? The best rung of the budget ladder (reports/ladder.md).
+    """The budget ladder's best rung: the step-3 recipe on a narrower skeleton (reports/ladder.md).
 
     Target: the challenge on every seed with fewer parameters than the best public result (about
     5,900, one run). Model_4 showed what the sweeps could do under 4,000; a ladder of narrower
