@@ -161,14 +161,20 @@ def all_facts(experiments: list[Experiment], reports_dir: Path) -> dict[str, dic
         stats = load_step_stats(exp, reports_dir)
         if stats:
             facts[exp.name] = step_facts(stats)
-    folders = {Path(exp.path).parent for exp in experiments}
-    for sweep_file in sorted(f for folder in folders for f in folder.glob("*_sweep.toml")):
-        from .sweep import load_sweep, study_facts
+    from .sweep import study_facts
 
-        sweep = load_sweep(sweep_file)
-        if Path(sweep.storage.removeprefix("sqlite:///")).exists():
+    for folder in sorted({Path(exp.path).parent for exp in experiments}):
+        for sweep in studied_sweeps(folder):
             facts[f"sweep_{sweep.study}"] = study_facts(sweep)
     return facts
+
+
+def studied_sweeps(folder: Path) -> list:
+    """The sweep files (*_sweep.toml) in `folder` whose study database exists."""
+    from .sweep import load_sweep
+
+    sweeps = [load_sweep(path) for path in sorted(Path(folder).glob("*_sweep.toml"))]
+    return [s for s in sweeps if Path(s.storage.removeprefix("sqlite:///")).exists()]
 
 
 def facts_for(exp: Experiment, facts: dict[str, dict[str, str]]) -> dict[str, str]:
@@ -342,18 +348,21 @@ def load_experiments(folder: Path) -> list[Experiment]:
     return [load_experiment(p) for p in sorted(Path(folder).glob("*.toml")) if not p.name.endswith("_sweep.toml")]
 
 
-def readme_table(experiments: list[Experiment], reports_dir: Path) -> str:
+def table_row(exp: Experiment, reports_dir: Path, cells: list[str]) -> str:
+    """A README table row: the experiment (linked), its model, `cells`, its report (linked)."""
+    report = f"{reports_dir.name}/{exp.name}.md"
+    return " | ".join(["", f"[{exp.title.split(':')[0]}]({repo_path(exp.path)})", f"`{exp.train.model}`", *cells,
+                       f"[{report}]({report})", ""]).strip()
+
+
+def readme_table(experiments: list[Experiment], facts: dict[str, dict[str, str]], reports_dir: Path) -> str:
     lines = ["| step | model | params | final RF | best test (max) | last-3 min | last-3 mean | seeds passing | report |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for exp in experiments:
-        stats = load_step_stats(exp, reports_dir)
-        if stats is None:
-            continue
-        facts = step_facts(stats)
+    for exp in (e for e in experiments if e.name in facts):
+        f = facts[exp.name]
         rf = receptive_field_facts(receptive_field_table(model_for(exp.train))).final_rf
-        lines.append(f"| [{exp.title.split(':')[0]}]({repo_path(exp.path)}) | `{exp.train.model}` | {facts['params']} | {rf} | "
-                     f"{facts['best_test_max']} | {facts['last3_min']} | {facts['last3_mean']} | "
-                     f"{facts['passing']} | [{reports_dir.name}/{exp.name}.md]({reports_dir.name}/{exp.name}.md) |")
+        lines.append(table_row(exp, reports_dir, [f["params"], str(rf), f["best_test_max"], f["last3_min"],
+                                                  f["last3_mean"], f["passing"]]))
     return "\n".join(lines)
 
 
@@ -363,17 +372,12 @@ FRONTIER_TABLE = ("step3", "skeleton", "ladder", "frontier")
 PUBLIC_BEST = {"params": "about 5,900", "last3": ">= 99.40% (as reported)", "seeds": "1 run, called unstable by its author"}
 
 
-def frontier_table(experiments: list[Experiment], reports_dir: Path) -> str:
+def frontier_table(experiments: list[Experiment], facts: dict[str, dict[str, str]], reports_dir: Path) -> str:
     lines = ["| experiment | model | params | last-3 min | last-3 mean | seeds holding >= 99.4% | report |",
              "|---|---|---|---|---|---|---|"]
-    for exp in experiments:
-        stats = load_step_stats(exp, reports_dir)
-        if stats is None:
-            continue
-        f = step_facts(stats)
-        lines.append(f"| [{exp.title.split(':')[0]}]({repo_path(exp.path)}) | `{exp.train.model}` | {f['params']} | "
-                     f"{f['last3_min']} | {f['last3_mean']} | {f['passing']} | "
-                     f"[{reports_dir.name}/{exp.name}.md]({reports_dir.name}/{exp.name}.md) |")
+    for exp in (e for e in experiments if e.name in facts):
+        f = facts[exp.name]
+        lines.append(table_row(exp, reports_dir, [f["params"], f["last3_min"], f["last3_mean"], f["passing"]]))
     lines.append(f"| best public solution | - | {PUBLIC_BEST['params']} | {PUBLIC_BEST['last3']} | - | "
                  f"{PUBLIC_BEST['seeds']} | - |")
     return "\n".join(lines)
@@ -421,18 +425,16 @@ def write_all(experiments_dir: Path = Path("experiments"), reports_dir: Path = P
         bench_out = (out_dir or reports_dir) / "bench"
         write_bench(read_json(bench_json), bench_out)
         written.append(bench_out / "bench.md")
-    for sweep_file in sorted(Path(experiments_dir).glob("*_sweep.toml")):
-        from .sweep import load_sweep, sweep_report
+    from .sweep import sweep_report
 
-        database = load_sweep(sweep_file).storage.removeprefix("sqlite:///")
-        if Path(database).exists():
-            written.append(sweep_report(sweep_file, (out_dir or reports_dir) / "sweeps"))
-    blocks = {"results": readme_table([e for e in experiments if e.name.startswith("step")], reports_dir)}
+    for sweep in studied_sweeps(experiments_dir):
+        written.append(sweep_report(sweep.path, (out_dir or reports_dir) / "sweeps"))
+    blocks = {"results": readme_table([e for e in experiments if e.name.startswith("step")], facts, reports_dir)}
     if bench_json.exists():
         blocks["bench"] = bench_summary(read_json(bench_json))
     frontier = sorted((e for e in experiments if e.name in FRONTIER_TABLE), key=lambda e: FRONTIER_TABLE.index(e.name))
     if "frontier" in facts:
-        blocks["frontier"] = frontier_table(frontier, reports_dir)
+        blocks["frontier"] = frontier_table(frontier, facts, reports_dir)
     target = (out_dir / readme.name) if out_dir else readme
     target.write_text(update_readme(readme, blocks))
     return written + [target]

@@ -17,6 +17,7 @@ single-thread processes sharing the study through its storage.
 from __future__ import annotations
 
 import multiprocessing as mp
+from collections import Counter
 import os
 import signal
 import sys
@@ -241,8 +242,6 @@ def study_facts(sweep: Sweep) -> dict[str, str]:
 
 def pruned_when(pruned: list, rejected: list) -> str:
     """When the median rule stopped trials: a rule applied mid-schedule can stop late bloomers."""
-    from collections import Counter
-
     epochs = Counter(max(t.intermediate_values) for t in pruned if t not in rejected and t.intermediate_values)
     return ("Pruned after epoch: " + ", ".join(f"{e} ({n} trial{'s' if n > 1 else ''})" for e, n in sorted(epochs.items()))
             + "; the last value each reached is in the study database.")
@@ -261,6 +260,9 @@ def sweep_report(path: str | Path, out_dir: Path = Path("reports/sweeps")) -> Pa
     complete = complete_trials(study)
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     rejected = [t for t in pruned if "rejected" in t.user_attrs]
+    states = Counter(t.state for t in trials)
+    running = (f", {states[TrialState.RUNNING]} marked running (under way, or stopped before their first heartbeat, "
+               f"which Optuna cannot tell from running)" if states[TrialState.RUNNING] else "")
     out_dir.mkdir(parents=True, exist_ok=True)
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -311,12 +313,8 @@ def sweep_report(path: str | Path, out_dir: Path = Path("reports/sweeps")) -> Pa
         f"`{sweep.storage}`. Regenerate with `tinycnn sweep {repo_path(sweep.path)} --report`.", "",
         f"Trials: {len(trials)} in all; {len(complete)} complete, {len(pruned) - len(rejected)} pruned by the "
         f"median rule, {len(rejected)} rejected before training (over the {sweep.budget:,}-parameter budget), "
-        f"{len([t for t in trials if t.state == TrialState.FAIL])} failed (interrupted), "
-        f"{len([t for t in trials if t.state == TrialState.WAITING])} queued (retries of interrupted trials, or "
-        f"start points; they run when the sweep resumes)"
-        + (f", {running} marked running (under way, or stopped before their first heartbeat, which Optuna "
-           f"cannot tell from running)" if (running := len([t for t in trials if t.state == TrialState.RUNNING]))
-           else "") + ".", "",
+        f"{states[TrialState.FAIL]} failed (interrupted), {states[TrialState.WAITING]} queued (retries of "
+        f"interrupted trials, or start points; they run when the sweep resumes){running}.", "",
         *([pruned_when(pruned, rejected), ""] if len(pruned) > len(rejected) else []),
         "Score: minimum validation accuracy over the last 3 epochs (training on the first 50,000 training "
         "images, validating on the last 10,000; the test set is not used).", "",
