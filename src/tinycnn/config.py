@@ -32,6 +32,8 @@ class TrainConfig:
     step_size: int = 6              # step: epochs between decays
     gamma: float = 0.1              # step: decay factor
     label_smoothing: float = 0.0    # 0 = plain cross-entropy
+    ema: float = 0.0                # 0 = off; else evaluate an exponential moving average of the
+                                    # weights with this decay per step (0.999: about the last 1,000 steps)
     dropout: float = -1.0           # -1 = the model's own dropout; 0..1 overrides it (for tuning)
     layout: str = ""                # "" = the model's own layers; else a TinyNet layout string such
                                     # as "c8,c12,t8,m,c16,c16,c16" (tuning and sweeps, see model.py)
@@ -63,6 +65,8 @@ class TrainConfig:
                      "weight_decay", "label_smoothing", "momentum"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative, not {getattr(self, name)}")
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"ema must be in [0, 1) (0 = off), not {self.ema}")
         if not (self.dropout == -1 or 0 <= self.dropout < 1):
             raise ConfigError(f"dropout must be -1 (model default) or in [0, 1), not {self.dropout}")
         if self.layout:

@@ -7,6 +7,7 @@ so a GPU never waits on the host inside the loop.
 """
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -105,9 +106,37 @@ def make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer, steps_per
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
+class WeightAverage:
+    """An exponential moving average of a model's weights, evaluated in place of the raw weights.
+
+    Batch-norm running statistics are averaged with the same decay as the weights: they describe
+    the activations of the recent weights that the average is made of (keeping the raw model's
+    statistics would pair averaged weights with the last batches' statistics). The decay warms up
+    as min(decay, (1 + t) / (10 + t)) after t updates, so the random initial weights are forgotten
+    within the first epoch instead of lingering for 1 / (1 - decay) steps.
+    """
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay, self.updates = decay, 0
+        self.source = averaged_tensors(model)
+        self.average = averaged_tensors(self.model)
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        torch._foreach_lerp_(self.average, self.source, 1 - decay)
+
+
+def averaged_tensors(model: nn.Module) -> list[torch.Tensor]:
+    """Parameters and floating-point buffers (BN means and variances; not the batch counter)."""
+    return [t.detach() for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+
+
 def train_one_epoch(model: nn.Module, loader: BatchLoader, optimizer: torch.optim.Optimizer,
                     scheduler, label_smoothing: float = 0.0,
-                    on_step: StepCallback | None = None) -> dict:
+                    on_step: StepCallback | None = None, average: WeightAverage | None = None) -> dict:
     """One pass over the training batches; returns mean loss and accuracy (%)."""
     model.train()
     device = loader.images.device
@@ -121,6 +150,8 @@ def train_one_epoch(model: nn.Module, loader: BatchLoader, optimizer: torch.opti
         loss.backward()
         optimizer.step()
         scheduler.step()
+        if average is not None:
+            average.update()
         with torch.no_grad():
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
@@ -172,6 +203,8 @@ def fit(cfg: TrainConfig, data: MNIST | None = None, on_step: StepCallback | Non
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(cfg, model)
     scheduler = make_scheduler(cfg, optimizer, len(loaders.train))
+    average = WeightAverage(model, cfg.ema) if cfg.ema else None
+    evaluated = average.model if average else model
 
     history: list[dict] = []
     result = None
@@ -180,13 +213,13 @@ def fit(cfg: TrainConfig, data: MNIST | None = None, on_step: StepCallback | Non
             on_epoch_start(epoch, len(loaders.train))
         start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        train = train_one_epoch(model, loaders.train, optimizer, scheduler, cfg.label_smoothing, on_step)
-        result = evaluate(model, loaders.test)
+        train = train_one_epoch(model, loaders.train, optimizer, scheduler, cfg.label_smoothing, on_step, average)
+        result = evaluate(evaluated, loaders.test)
         record = {"epoch": epoch, "train_loss": train["loss"], "train_acc": train["acc"],
                   "test_loss": result["loss"], "test_acc": result["acc"], "lr": lr,
                   "seconds": time.perf_counter() - start}
         history.append(record)
         if on_epoch:
             on_epoch(record)
-    return FitResult(model, optimizer, history, result["predicted"],
+    return FitResult(evaluated, optimizer, history, result["predicted"],
                      loaders.test.labels.cpu().numpy(), loaders.mean, loaders.std)
