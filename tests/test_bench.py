@@ -4,7 +4,9 @@ import json
 import numpy as np
 import torch
 
-from tinycnn.bench import PerImageMNIST, run_bench, write_bench
+from tinycnn.bench import PerImageMNIST, run_bench
+from tinycnn.files import write_json
+from tinycnn.report.bench_page import write_bench_page
 
 
 def test_reference_dataset_augments_one_image_with_a_black_background(mnist):
@@ -15,13 +17,14 @@ def test_reference_dataset_augments_one_image_with_a_black_background(mnist):
     assert x[0, :2, :2].abs().max() == 0  # corners stay background after rotation
 
 
-def test_bench_runs_every_part_and_writes_its_report(mnist, data_dir, tmp_path):
-    result = run_bench(tmp_path, data_dir=data_dir, steps=2, repeats=1, log=lambda *_: None)
+def test_bench_runs_every_part_and_writes_its_report(mnist, tmp_path):
+    result = run_bench(tmp_path, steps=2, repeats=1, log=lambda *_: None)
     assert result["pipeline"]["tinycnn_median"] > 0 and result["pipeline"]["reference_median"] > 0
     assert set(result["breakdown_ms"]) == {"batch + augmentation", "forward", "backward", "optimiser step"}
     assert {(r["batch"], r["threads"]) for r in result["scaling"]} == {(b, t) for b in (64, 128, 256, 512, 1024) for t in (1, 2)}
     assert [p["processes"] for p in result["processes"]] == [1, 2]
-    write_bench(result, tmp_path)
+    write_json(tmp_path / "bench.json", result)
+    write_bench_page(json.loads((tmp_path / "bench.json").read_text()), tmp_path)
     assert json.loads((tmp_path / "bench.json").read_text())["model"] == "Model_3"
     text = (tmp_path / "bench.md").read_text()
     assert "median" in text and "as many images per second as the reference" in text

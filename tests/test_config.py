@@ -1,8 +1,8 @@
-"""Configuration is data: unknown keys and wrong types are errors with clear messages."""
+"""Configuration is data: unknown keys, wrong types, NaN and out-of-range values are errors."""
 import pytest
 
-from conftest import ROOT, run_cli
-from tinycnn.config import ConfigError, TrainConfig, load_experiment
+from tinycnn.config import TrainConfig, check_layout
+from tinycnn.errors import ConfigError
 
 
 def test_defaults_are_valid_and_round_trip():
@@ -18,38 +18,29 @@ def test_defaults_are_valid_and_round_trip():
     ({"epochs": True}, "epochs must be int"),
     ({"optimizer": "rmsprop"}, "optimizer must be one of"),
     ({"schedule": "cosine"}, "schedule must be one of"),
-    ({"batch_size": 0}, "batch_size must be positive"),
-    ({"rotate": -3.0}, "rotate must not be negative"),
+    ({"batch_size": 0}, "batch_size must be between 1 and 60000"),
+    ({"rotate": -3.0}, "rotate must be between 0 and 180"),
     ({"dropout": 1.5}, "dropout must be"),
+    ({"lr": float("nan")}, "lr must be a finite number"),
+    ({"lr": float("inf")}, "lr must be a finite number"),
+    ({"momentum": float("nan")}, "momentum must be a finite number"),
+    ({"ema": 1.0}, r"ema must be in \[0, 1\)"),
+    ({"epochs": 10**6}, "epochs must be between 1 and 1000"),
+    ({"holdout": 60_000}, "holdout must be in"),
+    ({"seed": -1}, "seed must be in"),
+    ({"layout": "c8,x3"}, "bad layout token 'x3'"),
 ])
-def test_bad_settings_are_errors(values, message):
-    with pytest.raises(ConfigError, match=message):
+def test_bad_settings_are_errors_naming_the_setting(values, message):
+    with pytest.raises(ConfigError, match=message) as error:
         TrainConfig.from_dict(values)
+    assert error.value.key == next(iter(values))
 
 
 def test_integer_where_float_expected_is_accepted():
     assert TrainConfig.from_dict({"lr": 1}).lr == 1.0
 
 
-def test_experiment_files_load():
-    for name in ("step1", "step2", "step3"):
-        exp = load_experiment(ROOT / "experiments" / f"{name}.toml")
-        assert exp.seeds == [0, 1, 2, 3, 4] and exp.train.epochs <= 15 and exp.target
-
-
-def test_unknown_experiment_key_is_an_error(tmp_path):
-    path = tmp_path / "bad.toml"
-    path.write_text('title = "x"\ntarget = "x"\nanalysis = "x"\ncolour = "red"\n[train]\nmodel = "Model_1"\n')
-    with pytest.raises(ConfigError, match="unknown key.*colour"):
-        load_experiment(path)
-    path.write_text('title = "x"\ntarget = "x"\nanalysis = "x"\n[train]\nmodle = "Model_1"\n')
-    with pytest.raises(ConfigError, match="unknown key.*modle"):
-        load_experiment(path)
-    result = run_cli("run", str(path))
-    assert result.returncode == 2 and "modle" in result.stderr and "Traceback" not in result.stderr
-
-
-def test_cli_rejects_a_bad_value_without_traceback():
-    result = run_cli("train", "--optimizer", "rmsprop")
-    assert result.returncode == 2 and "optimizer must be one of" in result.stderr
-    assert "Traceback" not in result.stderr
+def test_layout_grammar():
+    assert check_layout("c8, c12p,t8,m") == ["c8", "c12p", "t8", "m"]
+    with pytest.raises(ValueError, match="bad layout token 'c'"):
+        check_layout("c8,c")

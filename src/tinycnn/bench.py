@@ -10,11 +10,11 @@ Measured, in one run, on the same model, batch size and number of steps:
   4. evaluation throughput.
 `--full` also times real runs end to end as a user starts them: one 15-epoch `tinycnn train`
 and a five-seed `tinycnn run`, each from command start to files written.
+This module measures and returns a dict (saved as reports/bench/bench.json); report/bench_page.py
+renders it.
 """
 from __future__ import annotations
 
-import json
-import multiprocessing as mp
 import os
 import platform
 import statistics
@@ -28,11 +28,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from PIL import Image
+
 from .augment import AffineSpec, BatchLoader, random_affine
 from .config import TrainConfig
-from .data import MNIST, channel_stats, load_mnist
-from .engine import make_optimizer, make_scheduler, train_one_epoch
+from .data import MNIST, channel_stats, find_mnist, load_mnist
+from .engine import evaluate, make_optimizer, make_scheduler, train_one_epoch
 from .model import build_model
+from .parallel import run_tasks
 
 MODEL = "Model_3"
 
@@ -48,8 +51,6 @@ class PerImageMNIST(torch.utils.data.Dataset):
         return len(self.labels)
 
     def __getitem__(self, i: int):
-        from PIL import Image
-
         angle = float(np.random.uniform(-self.degrees, self.degrees))
         image = Image.fromarray(self.images[i]).rotate(angle, resample=Image.BILINEAR, fillcolor=0)
         x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).unsqueeze(0)
@@ -136,8 +137,6 @@ def step_breakdown(data: MNIST, cfg: TrainConfig, batch: int, steps: int) -> dic
 
 
 def eval_throughput(data: MNIST, cfg: TrainConfig, batch: int = 2000, threads: int = 1) -> float:
-    from .engine import evaluate
-
     torch.set_num_threads(threads)
     mean, std = channel_stats(data.train_images)
     loader = BatchLoader(torch.from_numpy(data.test_images), torch.from_numpy(data.test_labels), batch, mean, std,
@@ -149,23 +148,14 @@ def eval_throughput(data: MNIST, cfg: TrainConfig, batch: int = 2000, threads: i
     return len(loader.labels) / (time.perf_counter() - start)
 
 
-def _process_worker(batch: int, steps: int, data_dir, results) -> None:
-    data = load_mnist(data_dir)
-    results.put(tinycnn_throughput(data, batch, steps, TrainConfig(), threads=1))
+def lane_throughput(batch: int, steps: int, data_dir, messages=None) -> float:
+    """One benchmark lane in its own process: single-thread training throughput."""
+    return tinycnn_throughput(load_mnist(source=find_mnist(data_dir)), batch, steps, TrainConfig(), threads=1)
 
 
 def parallel_throughput(processes: int, batch: int, steps: int, data_dir) -> float:
     """Total images per second of `processes` single-thread trainers running side by side."""
-    context = mp.get_context("spawn")
-    results = context.Queue()
-    workers = [context.Process(target=_process_worker, args=(batch, steps, data_dir, results))
-               for _ in range(processes)]
-    for w in workers:
-        w.start()
-    rates = [results.get() for _ in workers]
-    for w in workers:
-        w.join()
-    return sum(rates)
+    return sum(run_tasks(lane_throughput, [(batch, steps, data_dir)] * processes, workers=processes))
 
 
 # ---------------------------------------------------------------------------- end-to-end runs
@@ -190,7 +180,7 @@ def full_runs(data_dir, experiment: Path, five_seeds: bool) -> dict:
 # ---------------------------------------------------------------------------- the whole benchmark
 def run_bench(out_dir: Path, data_dir=None, steps: int = 60, repeats: int = 3, full: bool = False,
               five_seeds: bool = False, log=print) -> dict:
-    data = load_mnist(data_dir)
+    data = load_mnist(source=find_mnist(data_dir))
     cfg = TrainConfig()
     batch = cfg.batch_size
     result: dict = {"machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}",
@@ -223,83 +213,3 @@ def run_bench(out_dir: Path, data_dir=None, steps: int = 60, repeats: int = 3, f
         result["full"] = full_runs(data_dir, Path("experiments/step3.toml"), five_seeds)
     result["gpu"] = None if not torch.cuda.is_available() else torch.cuda.get_device_name()
     return result
-
-
-def bench_markdown(result: dict) -> str:
-    p = result["pipeline"]
-    lines = [
-        "# tinycnn bench",
-        "",
-        f"Machine: {result['machine']}; GPU: {result['gpu'] or 'none on this machine (no GPU was lent to this task)'}.",
-        f"Model: `{result['model']}`, batch {result['batch']}, {result['steps']} steps per measurement. "
-        "Regenerate with `make bench` (`tinycnn bench`; `--full` adds the end-to-end runs).",
-        "",
-        "## 1. Training throughput against the per-image reference pipeline",
-        "",
-        "Reference: a `Dataset` that rotates one PIL image per item, `DataLoader(num_workers=2)`, channels-first, "
-        "PyTorch's default threads. tinycnn: the whole split as one tensor, batch rotation with "
-        "`affine_grid`/`grid_sample`, channels_last, one thread. Alternated, medians:",
-        "",
-        "| round | tinycnn (img/s) | reference (img/s) |",
-        "|---|---|---|",
-        *[f"| {i + 1} | {a:.0f} | {b:.0f} |" for i, (a, b) in enumerate(zip(p["tinycnn_img_s"], p["reference_img_s"]))],
-        f"| **median** | **{p['tinycnn_median']:.0f}** | **{p['reference_median']:.0f}** |",
-        "",
-        f"tinycnn trains **{p['ratio']:.2f}x** as many images per second as the reference.",
-        "",
-        "## 2. Where a training step's time goes (one thread, median ms per step)",
-        "",
-        "| phase | ms | share |",
-        "|---|---|---|",
-    ]
-    total = sum(result["breakdown_ms"].values())
-    lines += [f"| {k} | {v:.2f} | {100 * v / total:.0f}% |" for k, v in result["breakdown_ms"].items()]
-    lines += ["", "## 3. Scaling", "", "| batch | 1 thread (img/s) | 2 threads (img/s) |", "|---|---|---|"]
-    by = {(r["batch"], r["threads"]): r["img_s"] for r in result["scaling"]}
-    for b in sorted({r["batch"] for r in result["scaling"]}):
-        lines.append(f"| {b} | {by[(b, 1)]:.0f} | {by[(b, 2)]:.0f} |")
-    procs = {r["processes"]: r["total_img_s"] for r in result["processes"]}
-    lines += ["", f"Single-thread processes side by side (batch {result['batch']}): "
-              + ", ".join(f"{n} process(es): {v:.0f} img/s in total" for n, v in procs.items())
-              + f" ({procs[2] / procs[1]:.2f}x for 2)." if 2 in procs else "",
-              "", "## 4. Evaluation throughput", "",
-              f"{result['eval_img_s']['threads_1']:.0f} img/s with 1 thread, "
-              f"{result['eval_img_s']['threads_2']:.0f} img/s with 2 (batches of 2000, `inference_mode`).", ""]
-    if "full" in result:
-        f = result["full"]
-        lines += ["## End-to-end runs (`tinycnn bench --full`)", "",
-                  f"- One 15-epoch `tinycnn train` of {result['model']}, command start to run folder written: "
-                  f"**{f['one_seed_15_epochs_s']:.0f} s** ({f['one_seed_15_epochs_s'] / 60:.1f} min)."]
-        if "five_seeds_15_epochs_s" in f:
-            lines.append(f"- Five seeds with `tinycnn run experiments/step3.toml` (`--five-seeds`): "
-                         f"**{f['five_seeds_15_epochs_s']:.0f} s**, {f['ratio']:.2f}x one seed.")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def plot_bench(result: dict, path: Path) -> None:
-    from .plots import PNG_METADATA, plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    p = result["pipeline"]
-    left.bar(["reference\n(per-image)", "tinycnn\n(batched)"], [p["reference_median"], p["tinycnn_median"]],
-             color=["tab:grey", "tab:blue"])
-    left.set(ylabel="training images / s (median)", title=f"pipeline: {p['ratio']:.2f}x")
-    for threads in (1, 2):
-        rows = [r for r in result["scaling"] if r["threads"] == threads]
-        right.plot([r["batch"] for r in rows], [r["img_s"] for r in rows], marker="o", label=f"{threads} thread(s)")
-    right.set(xscale="log", xlabel="batch size", ylabel="training images / s", title="scaling")
-    right.set_xticks([64, 128, 256, 512, 1024], labels=["64", "128", "256", "512", "1024"])
-    right.legend()
-    right.grid(alpha=0.3)
-    fig.suptitle(f"tinycnn bench: {result['machine']}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90, metadata=PNG_METADATA)
-    plt.close(fig)
-
-
-def write_bench(result: dict, out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "bench.json").write_text(json.dumps(result, indent=1) + "\n")
-    (out_dir / "bench.md").write_text(bench_markdown(result) + "\n![bench](bench.png)\n")
-    plot_bench(result, out_dir / "bench.png")

@@ -1,19 +1,46 @@
-"""Training settings as one validated dataclass, and experiment files (TOML) built on it."""
+"""Training settings as one validated dataclass, and the TOML reading that files built on it share."""
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import tomllib
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import ConfigError
+
+# A TinyNet layout string (model.py): comma-separated cN (3x3 conv block, N channels), cNp (padded),
+# tN (1x1 transition to N channels) and m (2x2 max pool).
+LAYOUT_TOKEN = re.compile(r"^(?:c(\d+)(p?)|t(\d+)|m)$")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("onecycle", "step", "none")
-
-
-class ConfigError(ValueError):
-    """A bad setting or experiment file; the message says which key and why."""
-
+DEVICES = ("auto", "cpu", "cuda")
+# What each numeric setting may be (NaN fails every test, so it is always refused).
+RANGES = [
+    ("epochs", lambda v: 1 <= v <= 1000, "between 1 and 1000"),
+    ("batch_size", lambda v: 1 <= v <= 60_000, "between 1 and 60000"),
+    ("lr", lambda v: v > 0, "positive"),
+    ("momentum", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("weight_decay", lambda v: v >= 0, "zero or positive"),
+    ("pct_start", lambda v: 0 < v < 1, "in (0, 1)"),
+    ("div_factor", lambda v: v > 0, "positive"),
+    ("final_div_factor", lambda v: v > 0, "positive"),
+    ("step_size", lambda v: v >= 1, "at least 1"),
+    ("gamma", lambda v: v > 0, "positive"),
+    ("label_smoothing", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("ema", lambda v: 0 <= v < 1, "in [0, 1) (0 = off)"),
+    ("dropout", lambda v: v == -1 or 0 <= v < 1, "-1 (the model's own) or in [0, 1)"),
+    ("rotate", lambda v: 0 <= v <= 180, "between 0 and 180 (degrees)"),
+    ("translate", lambda v: 0 <= v < 0.5, "in [0, 0.5) (a fraction of the image)"),
+    ("scale", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("holdout", lambda v: 0 <= v < 60_000, "in [0, 60000): it must leave training images"),
+    ("train_subset", lambda v: 0 <= v <= 60_000, "between 0 (all) and 60000"),
+    ("test_subset", lambda v: 0 <= v <= 60_000, "between 0 (all) and 60000"),
+    ("seed", lambda v: 0 <= v < 2**63, "in [0, 2**63)"),
+    ("threads", lambda v: 1 <= v <= 1024, "between 1 and 1024"),
+]
 
 @dataclass
 class TrainConfig:
@@ -51,38 +78,27 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_types(self)
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"device must be auto, cpu or cuda, not {self.device!r}")
-        positive = ("epochs", "batch_size", "lr", "threads", "step_size")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive, not {getattr(self, name)}")
-        for name in ("holdout", "train_subset", "test_subset", "rotate", "translate", "scale",
-                     "weight_decay", "label_smoothing", "momentum"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must not be negative, not {getattr(self, name)}")
-        if not 0 <= self.ema < 1:
-            raise ConfigError(f"ema must be in [0, 1) (0 = off), not {self.ema}")
-        if not (self.dropout == -1 or 0 <= self.dropout < 1):
-            raise ConfigError(f"dropout must be -1 (model default) or in [0, 1), not {self.dropout}")
+        choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "device": DEVICES}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}", name)
+        for name, ok, wanted in RANGES:
+            value = getattr(self, name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number, not {value}", name)
+            if not ok(value):
+                raise ConfigError(f"{name} must be {wanted}, not {value}", name)
         if self.layout:
-            from .model import check_layout
             try:
                 check_layout(self.layout)
             except ValueError as e:
-                raise ConfigError(str(e)) from None
-        if self.holdout >= 60_000:
-            raise ConfigError("holdout must leave training images (< 60000)")
+                raise ConfigError(str(e), "layout") from None
 
     @classmethod
     def from_dict(cls, values: dict, where: str = "config") -> "TrainConfig":
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}", unknown[0])
         return cls(**values)
 
     def to_dict(self) -> dict:
@@ -90,6 +106,15 @@ class TrainConfig:
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
+
+
+def check_layout(layout: str) -> list[str]:
+    """The layout's tokens; ValueError naming the first bad one."""
+    tokens = layout.replace(" ", "").split(",")
+    for token in tokens:
+        if not LAYOUT_TOKEN.match(token):
+            raise ValueError(f"bad layout token {token!r} in {layout!r} (use cN, cNp, tN or m)")
+    return tokens
 
 
 def check_types(obj) -> None:
@@ -103,22 +128,7 @@ def check_types(obj) -> None:
         origin = typing.get_origin(expected) or expected
         if origin is int and isinstance(value, bool) or not isinstance(value, origin):
             raise ConfigError(f"{f.name} must be {getattr(origin, '__name__', origin)}, "
-                              f"not {type(value).__name__} {value!r}")
-
-
-@dataclass
-class Experiment:
-    """One step of the challenge: why (target), how (train settings, seeds), what we learned."""
-    name: str
-    title: str
-    target: str
-    analysis: str
-    train: TrainConfig
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
-    path: str = ""
-
-
-EXPERIMENT_KEYS = {"title", "target", "analysis", "seeds", "train"}
+                              f"not {type(value).__name__} {value!r}", f.name)
 
 
 def repo_path(path: str | Path) -> str:
@@ -141,22 +151,3 @@ def read_toml(path: Path, kind: str, allowed: set[str], required: set[str]) -> d
     if missing:
         raise ConfigError(f"{path}: missing key(s) {', '.join(missing)}")
     return raw
-
-
-def load_experiment(path: str | Path) -> Experiment:
-    path = Path(path)
-    raw = read_toml(path, "experiment", EXPERIMENT_KEYS, EXPERIMENT_KEYS - {"seeds"})
-    if not isinstance(raw["train"], dict):
-        raise ConfigError(f"{path}: [train] must be a table")
-    seeds = raw.get("seeds", [0, 1, 2, 3, 4])
-    if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
-        raise ConfigError(f"{path}: seeds must be a non-empty list of integers")
-    for key in ("title", "target", "analysis"):
-        if not isinstance(raw[key], str):
-            raise ConfigError(f"{path}: {key} must be a string")
-    try:
-        train = TrainConfig.from_dict(raw["train"], where=f"{path} [train]")
-    except ConfigError as e:
-        raise ConfigError(f"{path} [train]: {e}" if str(path) not in str(e) else str(e)) from None
-    return Experiment(name=path.stem, title=raw["title"], target=raw["target"].strip(),
-                      analysis=raw["analysis"].strip(), train=train, seeds=seeds, path=str(path))

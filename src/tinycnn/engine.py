@@ -1,16 +1,16 @@
 """Training and evaluation as plain functions that return metrics.
 
 `fit` is the whole run: seed, put the data on the device, build model/optimiser/schedule, then
-`train_one_epoch` + `evaluate` per epoch into a history (list of per-epoch dicts).
-Running sums stay on the device and are read once per epoch (or when a progress callback asks),
-so a GPU never waits on the host inside the loop.
+`train_one_epoch` + `evaluate` per epoch into a history (list of per-epoch dicts). Running sums
+stay on the device and are read once per epoch (or when progress is reported), so a GPU never
+waits on the host inside the loop. After every epoch `fit` can hand out its whole state
+(`checkpoint`), and `fit(..., resume=state)` continues from it with identical results.
 """
 from __future__ import annotations
 
 import copy
 import time
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -20,13 +20,24 @@ from torch import nn
 from .augment import AffineSpec, BatchLoader
 from .config import TrainConfig
 from .data import MNIST, channel_stats, load_mnist
+from .errors import Diverged
 from .model import build_model
 
 EVAL_BATCH = 2000        # evaluation has no backward pass, so large batches are cheapest
-PROGRESS_EVERY = 25      # steps between progress callbacks (each reads two numbers)
+PROGRESS_EVERY = 25      # steps between progress reports (each reads a few numbers from the device)
 
-StepCallback = Callable[[int, float, float], None]     # (steps done, mean loss, accuracy %)
-EpochCallback = Callable[[dict], None]
+
+class Events:
+    """What `fit` reports while it runs: subclass and override what you need (all no-ops here)."""
+
+    def epoch_start(self, epoch: int, steps: int) -> None:
+        pass
+
+    def step(self, step: int, loss: float, acc: float) -> None:
+        """Every PROGRESS_EVERY steps and at the epoch's end: running mean loss and accuracy (%)."""
+
+    def epoch_end(self, record: dict, checkpoint) -> None:
+        """`record` is the epoch's history entry; `checkpoint()` builds the state to resume from."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -35,14 +46,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' was asked for but no CUDA GPU is available")
     return torch.device(name)
-
-
-@dataclass
-class Loaders:
-    train: BatchLoader
-    test: BatchLoader
-    mean: float
-    std: float
 
 
 def split_for(cfg: TrainConfig, data: MNIST) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -61,9 +64,17 @@ def split_for(cfg: TrainConfig, data: MNIST) -> tuple[np.ndarray, np.ndarray, np
     return train_x, train_y, eval_x, eval_y
 
 
+@dataclass
+class Loaders:
+    train: BatchLoader
+    eval: BatchLoader
+    mean: float
+    std: float
+
+
 def make_loaders(cfg: TrainConfig, data: MNIST, device: torch.device) -> Loaders:
     """Pick the images (holdout/subsets), compute the normalisation, move everything to device."""
-    train_x, train_y, test_x, test_y = split_for(cfg, data)
+    train_x, train_y, eval_x, eval_y = split_for(cfg, data)
     mean, std = channel_stats(train_x)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
 
@@ -73,9 +84,8 @@ def make_loaders(cfg: TrainConfig, data: MNIST, device: torch.device) -> Loaders
     augment = AffineSpec(degrees=cfg.rotate, translate=cfg.translate, scale=cfg.scale)
     train = BatchLoader(*tensors(train_x, train_y), cfg.batch_size, mean, std, shuffle=True,
                         augment=augment, generator=generator, channels_last=cfg.channels_last)
-    test = BatchLoader(*tensors(test_x, test_y), EVAL_BATCH, mean, std,
-                       channels_last=cfg.channels_last)
-    return Loaders(train, test, mean, std)
+    evaluation = BatchLoader(*tensors(eval_x, eval_y), EVAL_BATCH, mean, std, channels_last=cfg.channels_last)
+    return Loaders(train, evaluation, mean, std)
 
 
 def model_for(cfg: TrainConfig) -> nn.Module:
@@ -134,16 +144,27 @@ def averaged_tensors(model: nn.Module) -> list[torch.Tensor]:
     return [t.detach() for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
 
 
-def train_one_epoch(model: nn.Module, loader: BatchLoader, optimizer: torch.optim.Optimizer,
-                    scheduler, label_smoothing: float = 0.0,
-                    on_step: StepCallback | None = None, average: WeightAverage | None = None) -> dict:
-    """One pass over the training batches; returns mean loss and accuracy (%)."""
+class NonFinite(Exception):
+    def __init__(self, step: int, lr: float):
+        self.step, self.lr = step, lr
+
+
+def train_one_epoch(model: nn.Module, loader: BatchLoader, optimizer: torch.optim.Optimizer, scheduler,
+                    label_smoothing: float = 0.0, events: Events | None = None,
+                    average: WeightAverage | None = None) -> dict:
+    """One pass over the training batches; returns mean loss and accuracy (%).
+
+    Raises NonFinite (step, its learning rate) once a step's loss is not finite. The first such
+    step is tracked on the device and read with the progress, so the loop never waits for it.
+    """
     model.train()
     device = loader.images.device
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
-    seen = 0
+    first_bad = torch.zeros((), dtype=torch.long, device=device)  # 0: every loss finite so far
+    lrs, seen = [], 0
     for step, (x, y) in enumerate(loader, 1):
+        lrs.append(optimizer.param_groups[0]["lr"])
         logits = model(x)
         loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
         optimizer.zero_grad(set_to_none=True)
@@ -155,9 +176,13 @@ def train_one_epoch(model: nn.Module, loader: BatchLoader, optimizer: torch.opti
         with torch.no_grad():
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
+            first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss), step, first_bad)
         seen += len(y)
-        if on_step is not None and (step % PROGRESS_EVERY == 0 or step == len(loader)):
-            on_step(step, loss_sum.item() / seen, 100.0 * correct.item() / seen)
+        if step % PROGRESS_EVERY == 0 or step == len(loader):
+            if bad := first_bad.item():
+                raise NonFinite(bad, lrs[bad - 1])
+            if events is not None:
+                events.step(step, loss_sum.item() / seen, 100.0 * correct.item() / seen)
     return {"loss": loss_sum.item() / seen, "acc": 100.0 * correct.item() / seen}
 
 
@@ -180,18 +205,21 @@ def evaluate(model: nn.Module, loader: BatchLoader) -> dict:
 
 @dataclass
 class FitResult:
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
+    model: nn.Module          # the evaluated model (the weight average when cfg.ema > 0)
     history: list[dict]
     predicted: np.ndarray     # final-epoch predictions on the evaluation images
     labels: np.ndarray        # their true labels
-    mean: float
+    mean: float               # normalisation of the training images
     std: float
 
 
-def fit(cfg: TrainConfig, data: MNIST | None = None, on_step: StepCallback | None = None,
-        on_epoch: EpochCallback | None = None, on_epoch_start: Callable[[int, int], None] | None = None) -> FitResult:
-    """Train `cfg.model` for `cfg.epochs`; returns the model, optimiser and per-epoch history."""
+def fit(cfg: TrainConfig, data: MNIST | None = None, events: Events | None = None,
+        resume: dict | None = None) -> FitResult:
+    """Train `cfg.model` for `cfg.epochs` (from a checkpoint state when `resume` is given).
+
+    Raises Diverged, with the history so far, when the training loss stops being finite.
+    """
+    events = events or Events()
     device = resolve_device(cfg.device)
     if device.type == "cpu":
         torch.set_num_threads(cfg.threads)
@@ -205,21 +233,48 @@ def fit(cfg: TrainConfig, data: MNIST | None = None, on_step: StepCallback | Non
     scheduler = make_scheduler(cfg, optimizer, len(loaders.train))
     average = WeightAverage(model, cfg.ema) if cfg.ema else None
     evaluated = average.model if average else model
-
     history: list[dict] = []
-    result = None
-    for epoch in range(1, cfg.epochs + 1):
-        if on_epoch_start:
-            on_epoch_start(epoch, len(loaders.train))
+    if resume is not None:
+        history = restore(resume, model, optimizer, scheduler, average, loaders.train.generator, device)
+
+    def checkpoint() -> dict:
+        return {"config": cfg.to_dict(), "epoch": len(history), "history": history,
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "average": average.model.state_dict() if average else None,
+                "average_updates": average.updates if average else 0,
+                "rng": {"torch": torch.get_rng_state(), "loader": loaders.train.generator.get_state(),
+                        "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else []}}
+
+    result = evaluate(evaluated, loaders.eval) if len(history) == cfg.epochs else None
+    for epoch in range(len(history) + 1, cfg.epochs + 1):
+        events.epoch_start(epoch, len(loaders.train))
         start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        train = train_one_epoch(model, loaders.train, optimizer, scheduler, cfg.label_smoothing, on_step, average)
-        result = evaluate(evaluated, loaders.test)
-        record = {"epoch": epoch, "train_loss": train["loss"], "train_acc": train["acc"],
-                  "test_loss": result["loss"], "test_acc": result["acc"], "lr": lr,
-                  "seconds": time.perf_counter() - start}
-        history.append(record)
-        if on_epoch:
-            on_epoch(record)
-    return FitResult(evaluated, optimizer, history, result["predicted"],
-                     loaders.test.labels.cpu().numpy(), loaders.mean, loaders.std)
+        try:
+            train = train_one_epoch(model, loaders.train, optimizer, scheduler, cfg.label_smoothing,
+                                    events, average)
+        except NonFinite as bad:
+            raise Diverged(epoch, bad.step, bad.lr, history) from None
+        result = evaluate(evaluated, loaders.eval)
+        history.append({"epoch": epoch, "train_loss": train["loss"], "train_acc": train["acc"],
+                        "eval_loss": result["loss"], "eval_acc": result["acc"], "lr": lr,
+                        "seconds": time.perf_counter() - start})
+        events.epoch_end(history[-1], checkpoint)
+    return FitResult(evaluated, history, result["predicted"], loaders.eval.labels.cpu().numpy(),
+                     loaders.mean, loaders.std)
+
+
+def restore(state: dict, model, optimizer, scheduler, average, generator, device) -> list[dict]:
+    """Load a checkpoint state into the training objects; returns the history so far."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if average is not None:
+        average.model.load_state_dict(state["average"])
+        average.updates = state["average_updates"]
+    torch.set_rng_state(state["rng"]["torch"])
+    generator.set_state(state["rng"]["loader"])
+    if device.type == "cuda" and state["rng"]["cuda"]:
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    return list(state["history"])

@@ -1,87 +1,158 @@
-"""Train every seed of an experiment, in parallel single-thread worker processes.
+"""Experiments: one step of the challenge (or beyond) as a file, and how its seeds are run.
 
-Small convolutions barely speed up with a second thread, but two single-thread processes side
-by side give nearly twice the throughput, so seeds run one per core. Each worker uses exactly
-the settings of `tinycnn train --seed N` (threads included), so a seed's numbers are the same
-whether it ran alone or beside others.
+An experiment file (TOML) holds the why (title, target), the how ([train]: every training setting;
+seeds) and what was learned (analysis); `{placeholders}` in target and analysis are filled from
+the metrics by the report. `run_experiment` trains the seeds in parallel single-thread worker
+processes, one per core, into an experiment folder (its format: records.py). Seeds already
+complete are skipped and interrupted ones resume, so rerunning a stopped command finishes it.
+A seed's numbers are the same alone or beside others (each worker is `tinycnn train --seed N`).
 """
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
-import queue as queue_module
 import time
-from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
+from . import records
+from .config import TrainConfig, read_toml, repo_path
+from .data import find_mnist, load_mnist
+from .engine import Events
+from .errors import ConfigError, Diverged
+from .parallel import Messages, run_tasks
+from .runner import prepare_folder, train_run, writable_folder
 
-from .config import TrainConfig
-from .data import load_mnist
-from .runs import metrics_record, write_json
-
-
-def train_seed(cfg: TrainConfig, data_dir: str | None, progress=None) -> dict:
-    """Worker body: one full run, its metrics record returned to the parent."""
-    from .engine import fit
-
-    start = time.perf_counter()
-    data = load_mnist(data_dir)
-    last_step = 0
-
-    def on_step(step: int, loss: float, acc: float) -> None:
-        nonlocal last_step
-        if progress is not None:
-            progress.put(("steps", cfg.seed, step - last_step))
-        last_step = step
-
-    def on_epoch(record: dict) -> None:
-        nonlocal last_step
-        last_step = 0
-        if progress is not None:
-            progress.put(("epoch", cfg.seed, record))
-
-    result = fit(cfg, data, on_step=on_step, on_epoch=on_epoch)
-    return metrics_record(cfg, result, time.perf_counter() - start)
+EXPERIMENT_KEYS = {"title", "target", "analysis", "seeds", "train"}
+VALIDATION_HOLDOUT = 10_000   # --validate: train on the first 50,000 images, score the last 10,000
+REPORTS = Path("reports")
 
 
-def default_workers(seeds: int) -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(seeds, cores))
+@dataclass
+class Experiment:
+    name: str
+    title: str
+    target: str
+    analysis: str
+    train: TrainConfig
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
+    path: str = ""
 
 
-def run_seeds(base: TrainConfig, seeds: list[int], out_dir: Path, data_dir: str | None = None,
-              workers: int | None = None) -> dict[int, dict]:
-    """Train each seed, writing out_dir/seed<N>.json as soon as it finishes; returns the records."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    load_mnist(data_dir)  # fail fast (and build the cache once) before any worker starts
-    workers = workers or default_workers(len(seeds))
-    steps_per_epoch = -(-(base.train_subset or (60_000 - base.holdout)) // base.batch_size)
-    records: dict[int, dict] = {}
-    context = mp.get_context("spawn")  # a clean interpreter per worker: no inherited thread pools
-    with context.Manager() as manager, ProcessPoolExecutor(workers, mp_context=context) as pool:
-        progress = manager.Queue()
-        pending = {pool.submit(train_seed, base.replace(seed=seed), data_dir, progress): seed
-                   for seed in seeds}
-        with tqdm(total=steps_per_epoch * base.epochs * len(seeds), unit="step", dynamic_ncols=True,
-                  desc=f"{base.model} x {len(seeds)} seeds, {workers} workers") as bar:
-            while pending:
-                try:
-                    kind, seed, payload = progress.get(timeout=0.5)
-                    if kind == "steps":
-                        bar.update(payload)
-                    else:
-                        bar.write(f"seed {seed} " + epoch_line(payload))
-                except queue_module.Empty:
-                    pass
-                for future in [f for f in pending if f.done()]:
-                    seed = pending.pop(future)
-                    records[seed] = future.result()  # re-raises a worker's exception here
-                    write_json(out_dir / f"seed{seed}.json", records[seed])
-    return {seed: records[seed] for seed in seeds}
+def load_experiment(path: str | Path) -> Experiment:
+    path = Path(path)
+    raw = read_toml(path, "experiment", EXPERIMENT_KEYS, EXPERIMENT_KEYS - {"seeds"})
+    if not isinstance(raw["train"], dict):
+        raise ConfigError(f"{path}: [train] must be a table")
+    seeds = raw.get("seeds", [0, 1, 2, 3, 4])
+    if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                                       for s in seeds)):
+        raise ConfigError(f"{path}: seeds must be a non-empty list of integers >= 0")
+    for key in ("title", "target", "analysis"):
+        if not isinstance(raw[key], str):
+            raise ConfigError(f"{path}: {key} must be a string")
+    try:
+        train = TrainConfig.from_dict(raw["train"], where=f"{path} [train]")
+    except ConfigError as e:
+        raise ConfigError(f"{path} [train]: {e}" if str(path) not in str(e) else str(e), e.key) from None
+    return Experiment(name=path.stem, title=raw["title"], target=raw["target"].strip(),
+                      analysis=raw["analysis"].strip(), train=train, seeds=seeds, path=str(path))
 
 
-def epoch_line(record: dict) -> str:
-    return (f"epoch {record['epoch']:2d}: train loss {record['train_loss']:.4f} acc {record['train_acc']:.2f}% | "
-            f"test loss {record['test_loss']:.4f} acc {record['test_acc']:.2f}% | "
-            f"lr {record['lr']:.4f} | {record['seconds']:.1f}s")
+def load_experiments(folder: Path) -> list[Experiment]:
+    """Every experiment file in `folder` (sweep files, *_sweep.toml, are not experiments)."""
+    return [load_experiment(p) for p in sorted(Path(folder).glob("*.toml")) if not p.name.endswith("_sweep.toml")]
+
+
+# ---------------------------------------------------------------------------- where runs go
+def run_config(exp: Experiment, overrides: dict, validate: bool) -> TrainConfig:
+    cfg = TrainConfig.from_dict({**exp.train.to_dict(), **overrides})
+    return cfg.replace(holdout=VALIDATION_HOLDOUT) if validate else cfg
+
+
+def settings_label(exp: Experiment, cfg: TrainConfig) -> str:
+    """The settings of `cfg` that differ from the file, e.g. "ema=0.999" ("as-file" if none)."""
+    changed = [f"{k}={v}" for k, v in sorted(cfg.to_dict().items())
+               if k not in ("seed", "holdout") and v != getattr(exp.train, k)]
+    return "+".join(changed) or "as-file"
+
+
+def default_folder(exp: Experiment, cfg: TrainConfig, validate: bool, reports: Path = REPORTS) -> Path:
+    """reports/<name>/ for the file as written; validation runs by their settings, so the report
+    lists each tuning variant and rerunning the same command resumes the same folder."""
+    if validate:
+        return reports / "validation" / f"{exp.name}-{settings_label(exp, cfg)}"
+    if cfg.replace(seed=exp.train.seed) != exp.train:
+        raise ConfigError(f"settings differ from {exp.path} ({settings_label(exp, cfg)}); its report folder "
+                          f"holds only runs of the file as written: add --out FOLDER (or --validate for tuning)")
+    return reports / exp.name
+
+
+def seeds_to_train(folder: Path, cfg: TrainConfig, seeds: list[int], force: bool) -> list[int]:
+    """The seeds without a finished record; a record or run of other settings is an error unless `force`."""
+    todo = []
+    for seed in seeds:
+        expected = cfg.replace(seed=seed).to_dict()
+        path, run = records.seed_path(folder, seed), records.seed_run_folder(folder, seed)
+        found = (records.read_metrics(path)["config"] if path.exists()
+                 else records.run_config(run) if records.holds_a_run(run) else None)
+        if found is not None and found != expected and not force:
+            changed = sorted(k for k in expected if found.get(k) != expected[k])
+            raise ConfigError(f"{folder} holds seed {seed} trained with other settings ({', '.join(changed)}): "
+                              f"pass --force to replace it, or --out another folder")
+        if force or not path.exists() or found != expected:
+            todo.append(seed)
+    return todo
+
+
+# ---------------------------------------------------------------------------- running the seeds
+class ProgressMessages(Events):
+    """A worker's training events, sent to the parent as ("steps", n) and ("epoch", record)."""
+
+    def __init__(self, messages: Messages):
+        self.messages, self.last_step = messages, 0
+
+    def epoch_start(self, epoch: int, steps: int) -> None:
+        self.last_step = 0
+
+    def step(self, step: int, loss: float, acc: float) -> None:
+        self.messages.put(("steps", step - self.last_step))
+        self.last_step = step
+
+    def epoch_end(self, record: dict, checkpoint) -> None:
+        self.messages.put(("epoch", record))
+
+
+def train_seed(cfg: TrainConfig, folder: Path, data_dir: str | None, force: bool, messages: Messages) -> dict:
+    """Worker body: one seed into <folder>/seed<N>/ (resumed if it was interrupted), then seed<N>.json."""
+    run = records.seed_run_folder(folder, cfg.seed)
+    resume = None
+    if not force and records.run_status(run) == "running" and records.run_config(run) == cfg.to_dict():
+        resume = records.load_checkpoint(run)
+    else:
+        prepare_folder(run, force=True)
+    source = find_mnist(data_dir)
+    try:
+        record = train_run(cfg, run, load_mnist(source=source), str(source), ProgressMessages(messages), resume)
+    except Diverged:
+        record = records.read_metrics(run / records.METRICS)  # recorded as diverged; the other seeds go on
+    records.write_seed(folder, cfg.seed, record)
+    return record
+
+
+def run_experiment(exp: Experiment, cfg: TrainConfig, seeds: list[int], folder: Path, workers: int,
+                   data_dir: str | None = None, force: bool = False, on_message=None) -> dict[int, dict]:
+    """Train every seed not yet finished in `folder`; returns {seed: metrics record} for all seeds."""
+    """Train every seed not yet finished in `folder`; returns {seed: metrics record} for all seeds.
+
+    `on_message(seed, payload)` hears each worker's ("steps", n) and ("epoch", record) messages.
+    """
+    load_mnist(source=find_mnist(data_dir))  # fail fast, and build the cache once, before any worker
+    writable_folder(folder)
+    todo = seeds_to_train(folder, cfg, seeds, force)
+    if todo:
+        workers = min(workers, len(todo))
+        start = time.perf_counter()
+        run_tasks(train_seed, [(cfg.replace(seed=seed), folder, data_dir, force) for seed in todo], workers,
+                  on_message=(lambda index, payload: on_message(todo[index], payload)) if on_message else None)
+        records.write_experiment_run(folder, records.ExperimentRun(
+            repo_path(exp.path), seeds, cfg.to_dict(), time.perf_counter() - start, workers))
+    return records.read_seeds(folder, seeds)

@@ -11,38 +11,57 @@ Target / Result / Analysis, and tests check the Result lines against the committ
 """
 from __future__ import annotations
 
-import re
+import inspect
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Callable
 
 from torch import nn
 
+from .config import LAYOUT_TOKEN, check_layout
+from .errors import UnknownModelError
+
 NUM_CLASSES = 10
-MODELS: dict[str, Callable[..., nn.Module]] = {}
 
 
-def register(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    MODELS[fn.__name__] = fn
-    return fn
+@dataclass(frozen=True)
+class ModelInfo:
+    build: Callable[..., nn.Module]   # takes an optional dropout rate
+    experiment: str                   # the experiment that reports it (experiments/<name>.toml);
+                                      # its shipped weights are models/<experiment>.safetensors
+
+    @property
+    def summary(self) -> str:
+        """The first line of the model's docstring: what it is."""
+        return inspect.getdoc(self.build).splitlines()[0]
 
 
-class UnknownModelError(KeyError):
-    def __init__(self, name: str):
-        super().__init__(name)
-        self.name = name
+MODELS: dict[str, ModelInfo] = {}
 
-    def __str__(self) -> str:
-        return f"unknown model {self.name!r}; known models: {', '.join(MODELS)}"
+
+def register(experiment: str) -> Callable:
+    """Register a model builder under its function name; a second model of that name is an error."""
+    def add(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if fn.__name__ in MODELS:
+            raise ValueError(f"a model named {fn.__name__!r} is registered already")
+        MODELS[fn.__name__] = ModelInfo(fn, experiment)
+        return fn
+    return add
+
+
+def model_info(name: str) -> ModelInfo:
+    if name not in MODELS:
+        raise UnknownModelError(name, list(MODELS))
+    return MODELS[name]
 
 
 def build_model(name: str, dropout: float = -1.0, layout: str = "") -> nn.Module:
     """The registered model `name`; for tuning runs, dropout >= 0 replaces the model's own rate
     and a non-empty layout replaces its layers by a TinyNet of that layout."""
-    if name not in MODELS:
-        raise UnknownModelError(name)
+    build = model_info(name).build
     if layout:
         return TinyNet(layout, max(dropout, 0.0))
-    return MODELS[name]() if dropout < 0 else MODELS[name](dropout=dropout)
+    return build() if dropout < 0 else build(dropout=dropout)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -72,18 +91,6 @@ class Head(nn.Sequential):
 
     def __init__(self, cin: int, classes: int = NUM_CLASSES):
         super().__init__(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cin, classes, 1, bias=False), nn.Flatten())
-
-
-LAYOUT_TOKEN = re.compile(r"^(?:c(\d+)(p?)|t(\d+)|m)$")
-
-
-def check_layout(layout: str) -> list[str]:
-    """The layout's tokens; ValueError naming the first bad one."""
-    tokens = layout.replace(" ", "").split(",")
-    for token in tokens:
-        if not LAYOUT_TOKEN.match(token):
-            raise ValueError(f"bad layout token {token!r} in {layout!r} (use cN, cNp, tN or m)")
-    return tokens
 
 
 class TinyNet(nn.Sequential):
@@ -122,7 +129,7 @@ SKELETON = "c8,c12,t8,m,c16,c16,c16"
 WIDE_END = "c8,c12,t8,m,c16,c16,c20"
 
 
-@register
+@register("step1")
 def Model_1(dropout: float = 0.0) -> nn.Module:
     """Step 1: the lean skeleton (reports/step1.md).
 
@@ -138,7 +145,7 @@ def Model_1(dropout: float = 0.0) -> nn.Module:
     return TinyNet(SKELETON, dropout)
 
 
-@register
+@register("step2")
 def Model_2(dropout: float = 0.1) -> nn.Module:
     """Step 2: regularise the skeleton (reports/step2.md).
 
@@ -153,7 +160,7 @@ def Model_2(dropout: float = 0.1) -> nn.Module:
     return TinyNet(SKELETON, dropout)
 
 
-@register
+@register("step3")
 def Model_3(dropout: float = 0.0) -> nn.Module:
     """Step 3: augmentation instead of dropout, the spare budget on the last block (reports/step3.md).
 
@@ -179,7 +186,7 @@ SECOND_POOL = "c6,c10,t6,m,c8,c12,m,c14"
 SECOND_POOL_DROPOUT = 0.002329991712981679  # the trial's sampled rate, unrounded (next to no effect)
 
 
-@register
+@register("frontier")
 def Model_4(dropout: float = SECOND_POOL_DROPOUT) -> nn.Module:
     """The frontier: the best configuration under 4,000 parameters (reports/frontier.md).
 
@@ -203,7 +210,7 @@ def Model_4(dropout: float = SECOND_POOL_DROPOUT) -> nn.Module:
 LADDER_BEST = "c8,c12,t8,m,c12,c12,c16"
 
 
-@register
+@register("ladder")
 def Model_5(dropout: float = 0.0) -> nn.Module:
     """The budget ladder's best rung: the step-3 recipe on a narrower skeleton (reports/ladder.md).
 

@@ -1,4 +1,8 @@
-"""Plots as pure consumers of histories and data: each function writes one PNG."""
+"""Every figure tinycnn draws: pure consumers of histories, statistics and measurements.
+
+Each function writes one PNG, atomically, with no timestamp or version inside, so a regenerated
+plot is byte-for-byte the committed one.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,33 +13,39 @@ matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-TARGET = 99.4
-# No timestamps or version in the PNG, so regenerated plots are byte-for-byte the same.
+from .challenge import TARGET  # noqa: E402
+from .files import atomic_path  # noqa: E402
+
 PNG_METADATA = {"Software": None}
 
 
-def plot_history(histories: list[list[dict]], path: Path, title: str) -> None:
-    """Train/test loss and accuracy per epoch: the mean line and the min-max band over runs."""
+def save(fig, path: Path, dpi: int) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, metadata=PNG_METADATA)
+    plt.close(fig)
+
+
+def plot_history(histories: list[list[dict]], path: Path, title: str, evaluated_on: str = "test") -> None:
+    """Train/evaluation loss and accuracy per epoch: the mean line and the min-max band over runs."""
     epochs = np.array([r["epoch"] for r in histories[0]])
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
-    for split, colour in (("train", "tab:blue"), ("test", "tab:orange")):
+    for split, key, colour in (("train", "train", "tab:blue"), (evaluated_on, "eval", "tab:orange")):
         for ax, metric in ((ax_loss, "loss"), (ax_acc, "acc")):
-            values = np.array([[r[f"{split}_{metric}"] for r in h] for h in histories])
+            values = np.array([[r[f"{key}_{metric}"] for r in h] for h in histories])
             label = split if len(histories) == 1 else f"{split} (mean, min-max over {len(histories)} seeds)"
             ax.plot(epochs, values.mean(0), color=colour, marker=".", label=label)
             if len(histories) > 1:
                 ax.fill_between(epochs, values.min(0), values.max(0), color=colour, alpha=0.25)
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
     ax_acc.axhline(TARGET, color="grey", linestyle="--", linewidth=1, label=f"{TARGET}% target")
-    low = min(98.0, min(r["test_acc"] for h in histories for r in h[2:]) - 0.2) if len(epochs) > 2 else None
+    low = min(98.0, min(r["eval_acc"] for h in histories for r in h[2:]) - 0.2) if len(epochs) > 2 else None
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy", ylim=(low, 100.0) if low else None)
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=90, metadata=PNG_METADATA)
-    plt.close(fig)
+    save(fig, path, dpi=90)
 
 
 def plot_misclassified(images: np.ndarray, rows: list[list[int]], path: Path, title: str,
@@ -52,5 +62,84 @@ def plot_misclassified(images: np.ndarray, rows: list[list[int]], path: Path, ti
         ax.set_title(f"{true} -> {predicted}", fontsize=9, color="tab:red")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=80, metadata=PNG_METADATA)
-    plt.close(fig)
+    save(fig, path, dpi=80)
+
+
+def plot_seed_scores(scores: dict[int, float], path: Path, title: str) -> None:
+    """Each seed's challenge score (minimum over the scored epochs) against the 99.4% line."""
+    seeds = list(scores)
+    values = np.array([scores[s] for s in seeds])
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.35 * len(seeds) + 2), 3.6))
+    colours = ["tab:blue" if v >= TARGET else "tab:red" for v in values]
+    ax.scatter(range(len(seeds)), values, color=colours, zorder=3)
+    ax.axhline(TARGET, color="grey", linestyle="--", linewidth=1, label=f"{TARGET}% target")
+    ax.axhline(values.mean(), color="tab:blue", linestyle=":", linewidth=1,
+               label=f"mean of the seeds' minima ({values.mean():.3f}%)")
+    ax.set_xticks(range(len(seeds)), labels=[str(s) for s in seeds])
+    ax.set(xlabel="seed", ylabel="minimum test accuracy over the scored epochs (%)", title=title,
+           ylim=(min(values.min(), TARGET) - 0.05, max(values.max(), TARGET) + 0.05))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    save(fig, path, dpi=90)
+
+
+def plot_sweep_frontier(points: list[tuple[int, float]], front: list[tuple[int, float]], budget: int,
+                        path: Path, title: str) -> None:
+    """Complete trials as (parameters, score), the best-score-at-size frontier, target and budget."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.scatter([p for p, _ in points], [s for _, s in points], s=18, color="tab:blue", label="complete trials")
+    ax.step([p for p, _ in front], [s for _, s in front], where="post", color="tab:red",
+            label="frontier (best score at <= params)")
+    ax.axhline(TARGET, color="grey", linestyle="--", linewidth=1, label="99.4%")
+    ax.axvline(budget, color="tab:orange", linestyle=":", label=f"budget {budget:,}")
+    ax.set(xlabel="parameters", ylabel="validation score: min of last 3 epochs (%)", title=title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save(fig, path, dpi=90)
+
+
+def plot_importances(importances: dict[str, float], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 0.4 * len(importances) + 1))
+    ax.barh(list(importances)[::-1], list(importances.values())[::-1], color="tab:blue")
+    ax.set(xlabel="PED-ANOVA importance", title="what mattered for the top trials")
+    fig.tight_layout()
+    save(fig, path, dpi=90)
+
+
+def plot_bench(result: dict, path: Path) -> None:
+    """Pipeline comparison (bars) and throughput against batch size for 1 and 2 threads."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    p = result["pipeline"]
+    left.bar(["reference\n(per-image)", "tinycnn\n(batched)"], [p["reference_median"], p["tinycnn_median"]],
+             color=["tab:grey", "tab:blue"])
+    left.set(ylabel="training images / s (median)", title=f"pipeline: {p['ratio']:.2f}x")
+    for threads in (1, 2):
+        rows = [r for r in result["scaling"] if r["threads"] == threads]
+        right.plot([r["batch"] for r in rows], [r["img_s"] for r in rows], marker="o", label=f"{threads} thread(s)")
+    right.set(xscale="log", xlabel="batch size", ylabel="training images / s", title="scaling")
+    right.set_xticks([64, 128, 256, 512, 1024], labels=["64", "128", "256", "512", "1024"])
+    right.legend()
+    right.grid(alpha=0.3)
+    fig.suptitle(f"tinycnn bench: {result['machine']}")
+    fig.tight_layout()
+    save(fig, path, dpi=90)
+
+
+def plot_confusion(matrix: np.ndarray, path: Path, title: str) -> None:
+    """Counts of (true, predicted) pairs; the diagonal (correct) is shaded apart from the errors."""
+    errors = matrix.astype(float).copy()
+    np.fill_diagonal(errors, np.nan)
+    fig, ax = plt.subplots(figsize=(6.2, 5.4))
+    image = ax.imshow(errors, cmap="Reds")
+    for (i, j), count in np.ndenumerate(matrix):
+        if count:
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
+                    color="black" if i != j else "tab:blue")
+    ax.set_xticks(range(10))
+    ax.set_yticks(range(10))
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    fig.colorbar(image, ax=ax, label="errors")
+    fig.tight_layout()
+    save(fig, path, dpi=90)

@@ -10,22 +10,31 @@ A sweep file (TOML) declares:
                 or {float = [lo, hi], log = false}; names are layout placeholders or TrainConfig keys
   study, storage  the Optuna study name and storage URL (SQLite file by default, so a sweep can
                 stop and resume; a PostgreSQL URL lets several machines share one study)
-A trial's score is the challenge's: the minimum validation accuracy over the last 3 epochs.
-Hopeless trials are pruned (median rule) after `prune_warmup` epochs. Workers are separate
-single-thread processes sharing the study through its storage.
+A trial's score is the challenge's (challenge.score) on the validation split. Hopeless trials are
+pruned (median rule) after `prune_warmup` epochs; a diverged trial is pruned and marked. Workers
+are single-thread processes (parallel.py) sharing the study through its storage. This module
+searches and summarises; the report side renders `study_summary`.
 """
 from __future__ import annotations
 
-import multiprocessing as mp
-from collections import Counter
 import os
-import signal
-import sys
+import string
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import ConfigError, TrainConfig, read_toml, repo_path
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from .challenge import score
+from .config import TrainConfig, read_toml
+from .data import find_mnist, load_mnist
+from .engine import Events, fit, model_for
+from .errors import ConfigError, Diverged
+from .model import count_parameters
+from .parallel import run_tasks
 
 # Optuna marks heartbeats, trial retries and PED-ANOVA "experimental": stable here, and noisy.
 warnings.filterwarnings("ignore", message=".*experimental.*", module="optuna")
@@ -33,7 +42,6 @@ warnings.filterwarnings("ignore", message=".*is experimental.*")
 
 SWEEP_KEYS = {"title", "budget", "layout", "train", "space", "study", "storage", "prune_warmup",
               "sampler_seed", "heartbeat", "grace_period", "enqueue"}
-LAST = 3
 
 
 @dataclass
@@ -64,7 +72,6 @@ def load_sweep(path: str | Path) -> Sweep:
                   storage=raw.get("storage", f"sqlite:///reports/sweeps/{name}.db"),
                   path=str(path), **{k: raw[k] for k in ("prune_warmup", "sampler_seed", "heartbeat",
                                                           "grace_period", "enqueue") if k in raw})
-    import string
     sweep.layout_keys = [f for _, f, _, _ in string.Formatter().parse(sweep.layout) if f]
     fields = set(TrainConfig.__dataclass_fields__)
     for key, spec in sweep.space.items():
@@ -106,12 +113,19 @@ def trial_config(sweep: Sweep, values: dict) -> TrainConfig:
     return TrainConfig.from_dict({**sweep.train, **settings, "layout": layout})
 
 
+class PruneEvents(Events):
+    """Reports each epoch's validation accuracy to the trial; stops a hopeless trial early."""
+
+    def __init__(self, trial, epochs: int):
+        self.trial, self.epochs = trial, epochs
+
+    def epoch_end(self, record: dict, checkpoint) -> None:
+        self.trial.report(record["eval_acc"], record["epoch"])
+        if record["epoch"] < self.epochs and self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {record['epoch']}")
+
+
 def objective(trial, sweep: Sweep, data) -> float:
-    import optuna
-
-    from .engine import fit, model_for
-    from .model import count_parameters
-
     cfg = trial_config(sweep, suggest(trial, sweep))
     params = count_parameters(model_for(cfg))
     trial.set_user_attr("layout", cfg.layout)
@@ -119,21 +133,16 @@ def objective(trial, sweep: Sweep, data) -> float:
     if params > sweep.budget:
         trial.set_user_attr("rejected", f"{params} parameters > budget {sweep.budget}")
         raise optuna.TrialPruned(f"over budget: {params} > {sweep.budget}")
-
-    def on_epoch(record: dict) -> None:
-        trial.report(record["test_acc"], record["epoch"])
-        if record["epoch"] < cfg.epochs and trial.should_prune():
-            raise optuna.TrialPruned(f"pruned after epoch {record['epoch']}")
-
-    result = fit(cfg, data, on_epoch=on_epoch)
-    last = [r["test_acc"] for r in result.history[-LAST:]]
-    trial.set_user_attr("last", last)
-    return min(last)
+    try:
+        result = fit(cfg, data, PruneEvents(trial, cfg.epochs))
+    except Diverged as d:
+        trial.set_user_attr("diverged", str(d))
+        raise optuna.TrialPruned(str(d)) from None
+    trial.set_user_attr("last", [r["eval_acc"] for r in result.history[-3:]])
+    return score(result.history)
 
 
 def open_study(sweep: Sweep, worker: int = 0):
-    import optuna
-
     if sweep.storage.startswith("sqlite:///"):
         Path(sweep.storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     storage = optuna.storages.RDBStorage(
@@ -150,35 +159,25 @@ def open_study(sweep: Sweep, worker: int = 0):
 
 
 def finished(study) -> int:
-    from optuna.trial import TrialState
-
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 
-def sweep_worker(path: str, trials: int, worker: int, data_dir) -> None:
+def sweep_worker(path: str, trials: int, worker: int, data_dir, messages=None) -> None:
     """One worker process: keep taking trials until the study holds `trials` finished ones."""
-    import optuna
-    import torch
-
-    from .data import load_mnist
-
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sweep = load_sweep(path)
     study = open_study(sweep, worker)
-    data = load_mnist(data_dir)
-    stop = optuna.study.MaxTrialsCallback(trials, states=(optuna.trial.TrialState.COMPLETE,
-                                                          optuna.trial.TrialState.PRUNED))
+    data = load_mnist(source=find_mnist(data_dir))
+    stop = optuna.study.MaxTrialsCallback(trials, states=(TrialState.COMPLETE, TrialState.PRUNED))
     if finished(study) < trials:
         study.optimize(lambda t: objective(t, sweep, data), callbacks=[stop], gc_after_trial=False)
 
 
 def run_sweep(path: str | Path, trials: int, workers: int = 1, data_dir=None, log=print) -> None:
     """Run (or resume) the study until it holds `trials` finished trials."""
-    from .data import load_mnist
-
     sweep = load_sweep(path)
-    load_mnist(data_dir)  # fail fast, build the cache once
+    load_mnist(source=find_mnist(data_dir))  # fail fast, build the cache once
     study = open_study(sweep)  # creates the study (and SQLite file) once, before workers race
     if not study.get_trials(deepcopy=False):
         for point in sweep.enqueue:  # hand-picked start points; unspecified dimensions are sampled
@@ -187,146 +186,61 @@ def run_sweep(path: str | Path, trials: int, workers: int = 1, data_dir=None, lo
     if workers <= 1:
         sweep_worker(str(path), trials, 0, data_dir)
     else:
-        context = mp.get_context("spawn")
-        processes = [context.Process(target=sweep_worker, args=(str(path), trials, i, data_dir))
-                     for i in range(workers)]
-        # `kill PID` (SIGTERM) must stop the workers too, not only this process: orphaned workers
-        # would go on taking trials. Their unfinished trials are retried when the sweep resumes.
-        previous = signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(128 + signum))
-        try:
-            for p in processes:
-                p.start()
-            for p in processes:
-                p.join()
-        finally:
-            for p in processes:
-                if p.is_alive():
-                    p.terminate()
-                    p.join()
-            signal.signal(signal.SIGTERM, previous)
-        if any(p.exitcode for p in processes):
-            raise RuntimeError(f"a sweep worker failed (exit codes {[p.exitcode for p in processes]})")
+        run_tasks(sweep_worker, [(str(path), trials, i, data_dir) for i in range(workers)], workers)
     log(f"study {sweep.study!r}: {finished(study)} finished trials")
 
 
-# ---------------------------------------------------------------------------- report
+# ---------------------------------------------------------------------------- summary
 def load_finished_study(sweep: Sweep):
     """The study, read only: no table creation or migration, so reading never touches the database."""
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = optuna.storages.RDBStorage(sweep.storage, skip_table_creation=True, skip_compatibility_check=True)
     return optuna.load_study(study_name=sweep.study, storage=storage)
 
 
-def complete_trials(study) -> list:
-    """Complete trials, best score first."""
-    from optuna.trial import TrialState
-
-    return sorted((t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE),
-                  key=lambda t: -t.value)
-
-
-def study_facts(sweep: Sweep) -> dict[str, str]:
-    """Named facts of a study for report texts: its size and its best trial."""
-    study = load_finished_study(sweep)
-    complete = complete_trials(study)
-    facts = {"trials": str(len(study.get_trials(deepcopy=False))), "complete": str(len(complete))}
-    if complete:
-        best = complete[0]
-        facts.update(best=f"{best.value:.2f}%", best_trial=str(best.number), best_params=f"{best.user_attrs['params']:,}",
-                     best_layout=best.user_attrs["layout"],
-                     best_last3=" / ".join(f"{a:.2f}" for a in best.user_attrs.get("last", [])))
-    return facts
+@dataclass
+class TrialSummary:
+    number: int
+    value: float | None
+    params: int
+    layout: str
+    last: list[float]
+    settings: dict         # sampled training settings (not layout placeholders)
+    pruned_after: int | None
 
 
-def pruned_when(pruned: list, rejected: list) -> str:
-    """When the median rule stopped trials: a rule applied mid-schedule can stop late bloomers."""
-    epochs = Counter(max(t.intermediate_values) for t in pruned if t not in rejected and t.intermediate_values)
-    return ("Pruned after epoch: " + ", ".join(f"{e} ({n} trial{'s' if n > 1 else ''})" for e, n in sorted(epochs.items()))
-            + "; the last value each reached is in the study database.")
+@dataclass
+class StudySummary:
+    sweep: Sweep
+    trials: int                      # all trials, whatever their state
+    states: Counter                  # TrialState -> count
+    complete: list[TrialSummary]     # best score first
+    pruned: list[TrialSummary]       # by the median rule (not the budget rejections)
+    rejected: int                    # over the budget, never trained
+    diverged: int
+    importances: dict[str, float] = field(default_factory=dict)  # PED-ANOVA, with >= 2 complete
 
 
-def sweep_report(path: str | Path, out_dir: Path = Path("reports/sweeps")) -> Path:
-    """Best trials, the params-vs-score frontier and parameter importances, as Markdown + PNGs."""
-    import optuna
-    from optuna.trial import TrialState
+def summarise(trial, sweep: Sweep) -> TrialSummary:
+    return TrialSummary(trial.number, trial.value, trial.user_attrs["params"], trial.user_attrs["layout"],
+                        trial.user_attrs.get("last", []),
+                        {k: v for k, v in trial.params.items() if k not in sweep.layout_keys},
+                        max(trial.intermediate_values) if trial.intermediate_values else None)
 
-    from .plots import PNG_METADATA, plt
 
-    sweep = load_sweep(path)
+def study_summary(sweep: Sweep, importances: bool = True) -> StudySummary:
+    """What a study holds, as data for its report page and for report texts."""
     study = load_finished_study(sweep)
     trials = study.get_trials(deepcopy=False)
-    complete = complete_trials(study)
+    complete = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: -t.value)
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     rejected = [t for t in pruned if "rejected" in t.user_attrs]
-    states = Counter(t.state for t in trials)
-    running = (f", {states[TrialState.RUNNING]} marked running (under way, or stopped before their first heartbeat, "
-               f"which Optuna cannot tell from running)" if states[TrialState.RUNNING] else "")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = StudySummary(sweep, len(trials), Counter(t.state for t in trials),
+                           [summarise(t, sweep) for t in complete],
+                           [summarise(t, sweep) for t in pruned if t not in rejected], len(rejected),
+                           sum("diverged" in t.user_attrs for t in pruned))
+    if importances and len(complete) >= 2:
+        summary.importances = optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+    return summary
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    xs, ys = [t.user_attrs["params"] for t in complete], [t.value for t in complete]
-    ax.scatter(xs, ys, s=18, color="tab:blue", label="complete trials")
-    front, best = [], -1.0
-    for t in sorted(complete, key=lambda t: t.user_attrs["params"]):
-        if t.value > best:
-            front.append(t)
-            best = t.value
-    ax.step([t.user_attrs["params"] for t in front], [t.value for t in front], where="post", color="tab:red",
-            label="frontier (best score at <= params)")
-    ax.axhline(99.4, color="grey", linestyle="--", linewidth=1, label="99.4%")
-    ax.axvline(sweep.budget, color="tab:orange", linestyle=":", label=f"budget {sweep.budget:,}")
-    ax.set(xlabel="parameters", ylabel="validation score: min of last 3 epochs (%)",
-           title=f"{sweep.study}: {len(complete)} complete trials")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out_dir / f"{sweep.study}_frontier.png", dpi=90, metadata=PNG_METADATA)
-    plt.close(fig)
-
-    importance_lines = ["(needs at least two complete trials)"]
-    if len(complete) >= 2:
-        evaluator = optuna.importance.PedAnovaImportanceEvaluator()
-        importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
-        importance_lines = [f"PED-ANOVA over the {len(complete)} complete trials: what separates the best of "
-                            f"them from the rest (with few trials, little more than a hint).", "",
-                            "| dimension | importance |", "|---|---|"] + [
-            f"| {k} | {v:.3f} |" for k, v in importances.items()]
-        fig, ax = plt.subplots(figsize=(6, 0.4 * len(importances) + 1))
-        ax.barh(list(importances)[::-1], list(importances.values())[::-1], color="tab:blue")
-        ax.set(xlabel="PED-ANOVA importance", title="what mattered for the top trials")
-        fig.tight_layout()
-        fig.savefig(out_dir / f"{sweep.study}_importance.png", dpi=90, metadata=PNG_METADATA)
-        plt.close(fig)
-
-    rows = ["| trial | score | last 3 epochs | params | layout | settings |", "|---|---|---|---|---|---|"]
-    for t in complete[:15]:
-        settings = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                             for k, v in t.params.items() if k not in sweep.layout_keys)
-        last = " / ".join(f"{a:.2f}" for a in t.user_attrs.get("last", []))
-        rows.append(f"| {t.number} | {t.value:.2f}% | {last} | {t.user_attrs['params']:,} | "
-                    f"`{t.user_attrs['layout']}` | {settings} |")
-    text = "\n".join([
-        f"# {sweep.title}", "",
-        f"Sweep file: [`{repo_path(sweep.path)}`](../../{repo_path(sweep.path)}); study `{sweep.study}` in "
-        f"`{sweep.storage}`. Regenerate with `tinycnn sweep {repo_path(sweep.path)} --report`.", "",
-        f"Trials: {len(trials)} in all; {len(complete)} complete, {len(pruned) - len(rejected)} pruned by the "
-        f"median rule, {len(rejected)} rejected before training (over the {sweep.budget:,}-parameter budget), "
-        f"{states[TrialState.FAIL]} failed (interrupted), {states[TrialState.WAITING]} queued (retries of "
-        f"interrupted trials, or start points; they run when the sweep resumes){running}.", "",
-        *([pruned_when(pruned, rejected), ""] if len(pruned) > len(rejected) else []),
-        "Score: minimum validation accuracy over the last 3 epochs (training on the first 50,000 training "
-        "images, validating on the last 10,000; the test set is not used).", "",
-        "## Best trials", "", *rows, "",
-        f"![frontier]({sweep.study}_frontier.png)", "",
-        "## Parameter importances", "", *importance_lines, "",
-        *([f"![importance]({sweep.study}_importance.png)", ""] if len(complete) >= 2 else []),
-    ])
-    report = out_dir / f"{sweep.study}.md"
-    report.write_text(text)
-    return report
-
-
-def default_workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -1,18 +1,12 @@
-"""Registered models, parameter counts, and the receptive-field calculator against hand tables."""
+"""Parameters, MACs and receptive fields: the calculators against hand-worked tables and torchinfo."""
 import pytest
 import torch
 from torch import nn
 
 from conftest import run_cli
-from tinycnn.analysis import NotAChainError, receptive_field_facts, receptive_field_table, summary
+from tinycnn.analysis import (NotAChainError, count_macs, layer_macs, receptive_field_facts, receptive_field_table,
+                              summary)
 from tinycnn.model import MODELS, TinyNet, build_model, count_parameters
-
-
-@pytest.mark.parametrize("name", list(MODELS))
-def test_every_registered_model_runs_and_fits_the_budget(name):
-    model = build_model(name)
-    assert model.eval()(torch.randn(4, 1, 28, 28)).shape == (4, 10)
-    assert count_parameters(model) < 8000
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -21,6 +15,23 @@ def test_parameter_count_agrees_with_torchinfo(name):
     stats = summary(model)
     assert stats.total_params == count_parameters(model) == sum(p.numel() for p in model.parameters())
     assert stats.trainable_params == stats.total_params
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_macs_agree_with_torchinfo_mult_adds_of_conv_and_linear_layers(name):
+    model = build_model(name)
+    layers = [row for row in summary(model).summary_list if row.class_name in ("Conv2d", "Linear")]
+    assert count_macs(model) == sum(row.macs for row in layers) > 0
+
+
+def test_macs_by_hand():
+    # 28x28 -> 3x3 conv 1->4 (26x26x4 outputs x 9) -> 1x1 conv 4->2 (26x26x2 x 4) -> GAP -> linear 2->10
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, bias=False), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 2, 1),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 10))
+    assert list(layer_macs(model).values()) == [26 * 26 * 4 * 9, 26 * 26 * 2 * 4, 20]
+    assert count_macs(model) == 26 * 26 * 4 * 9 + 26 * 26 * 2 * 4 + 20
+    grouped = nn.Sequential(nn.Conv2d(4, 4, 3, groups=4), nn.Conv2d(4, 4, 3, groups=2))
+    assert count_macs(grouped, (4, 10, 10)) == 8 * 8 * 4 * 1 * 9 + 6 * 6 * 4 * 2 * 9
 
 
 def rf_columns(model, input_size=(1, 28, 28)):
@@ -108,18 +119,17 @@ def test_inplace_relu_is_still_a_chain():
     assert [r.r_out for r in receptive_field_table(model)] == [1, 3, 5]
 
 
-def test_layout_strings_build_what_they_say():
+def test_layout_rf_sizes():
     net = TinyNet("c4p,t2,m,c3", dropout=0.1)
-    assert net.eval()(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
     assert [r.n_out for r in receptive_field_table(net)] == [28, 28, 28, 14, 12, 1, 1]
-    with pytest.raises(ValueError, match="bad layout token"):
-        TinyNet("c4,x9")
 
 
 def test_summary_cli_prints_both_tables():
     result = run_cli("summary", "Model_3")
     assert result.returncode == 0, result.stderr
     assert f"Total params: {count_parameters(build_model('Model_3')):,}" in result.stdout and "r_out" in result.stdout
+    assert f"Multiply-accumulates per image (convolutions and linear layers): {count_macs(build_model('Model_3')):,}" \
+        in result.stdout
     assert "final RF: 28 px, which covers the whole 28x28 input" in result.stdout
 
 
@@ -128,11 +138,5 @@ def test_summary_cli_lists_models():
     assert result.returncode == 0
     assert [line.split()[0] for line in result.stdout.splitlines()] == list(MODELS)
     assert "Step 3: augmentation instead of dropout" in result.stdout  # each model's own docstring line
-
-
-def test_unknown_model_is_a_clear_error():
-    for args in (["summary", "Model_9"], ["train", "--model", "Model_9"]):
-        result = run_cli(*args)
-        assert result.returncode == 2
-        assert "unknown model 'Model_9'" in result.stderr and "Model_1, Model_2, Model_3" in result.stderr
-        assert "Traceback" not in result.stderr
+    model3 = next(line for line in result.stdout.splitlines() if line.startswith("Model_3"))
+    assert f"{count_macs(build_model('Model_3')):,} MACs" in model3

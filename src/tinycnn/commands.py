@@ -1,0 +1,159 @@
+"""What each `tinycnn` subcommand does, once cli.py has parsed its arguments.
+
+Each function takes the parsed arguments, calls the library, prints what a user should see and
+returns the exit status; errors propagate to cli.main, which turns them into one line.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from . import records
+from .analysis import count_macs, model_tables_markdown, model_tables_text, receptive_field_facts, receptive_field_table
+from .bench import run_bench
+from .cli import option
+from .config import TrainConfig
+from .console import RunProgress, TrainProgress, scored_line
+from .data import find_mnist, load_mnist
+from .engine import model_for
+from .errors import EXIT_DIVERGED, EXIT_INTERRUPTED, ConfigError, Diverged
+from .experiment import default_folder, load_experiment, run_config, run_experiment
+from .files import write_json, write_text
+from .model import MODELS, build_model, count_parameters, model_info
+from .parallel import default_workers
+from .report import write_all, write_experiment_report
+from .report.sweep_page import write_sweep_page
+from .runner import prepare_folder, train_run
+from .sweep import load_sweep, run_sweep, study_summary
+
+
+# ---------------------------------------------------------------------------- train
+def given_settings(args: argparse.Namespace) -> dict:
+    """The training settings given on the command line (options left out are None)."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+            if getattr(args, f.name, None) is not None}
+
+
+def train(args: argparse.Namespace) -> int:
+    resume = None
+    if args.resume:
+        if given := given_settings(args):
+            raise ConfigError(f"--resume continues a run with its own settings: drop "
+                              f"{', '.join(option(k) for k in given)}")
+        folder = Path(args.resume)
+        status = records.run_status(folder)
+        if status == "complete":
+            print(f"{folder}: this run is complete; nothing to resume")
+            return 0
+        if status == "diverged":
+            raise ConfigError(f"{folder}: this run diverged; start a new one with a lower --lr")
+        resume = records.load_checkpoint(folder)
+        cfg = TrainConfig.from_dict(resume["config"])
+    else:
+        cfg = TrainConfig.from_dict(given_settings(args))
+        model_info(cfg.model)
+        folder = Path(args.out or f"runs/{cfg.model}-seed{cfg.seed}-{datetime.now():%Y%m%d-%H%M%S}")
+        prepare_folder(folder, force=args.force)
+    source = find_mnist(args.data_dir)
+    data = load_mnist(source=source)
+    evaluated_on = "validation" if cfg.holdout else "test"
+    images = cfg.train_subset or len(data.train_labels) - cfg.holdout
+    print(f"{cfg.model}: {count_parameters(model_for(cfg)):,} parameters, {count_macs(model_for(cfg)):,} MACs "
+          f"per image; {images:,} training images; evaluating on the {evaluated_on} set", flush=True)
+    print(f"data: {source}" + (f"; resuming {folder} after epoch {resume['epoch']}" if resume else ""), flush=True)
+    progress = TrainProgress(cfg.epochs, evaluated_on, args.quiet)
+    try:
+        record = train_run(cfg, folder, data, str(source), progress, resume)
+    except KeyboardInterrupt:
+        saved = (folder / records.CHECKPOINT).exists()
+        print("tinycnn: interrupted; " + (f"resume with: tinycnn train --resume {folder}" if saved
+                                          else "no epoch had finished, so there is nothing to resume"),
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Diverged as d:
+        print(f"tinycnn: error: {d}; the history so far is in {folder / records.METRICS}", file=sys.stderr)
+        return EXIT_DIVERGED
+    finally:
+        progress.close()
+    print(f"done in {record['wall_seconds']:.0f}s; {scored_line(record['history'], evaluated_on)}; "
+          f"run folder: {folder}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- run (experiments)
+def run(args: argparse.Namespace) -> int:
+    exp = load_experiment(args.experiment)
+    cfg = run_config(exp, given_settings(args), args.validate)
+    seeds = args.seeds or exp.seeds
+    report_folder = None if args.out else default_folder(exp, cfg, args.validate)
+    folder = Path(args.out) if args.out else report_folder
+    workers = args.workers or default_workers(len(seeds))
+    steps = -(-(cfg.train_subset or (60_000 - cfg.holdout)) // cfg.batch_size) * cfg.epochs * len(seeds)
+    progress = RunProgress(steps, f"{cfg.model} x {len(seeds)} seeds, {workers} workers",
+                           "validation" if cfg.holdout else "test")
+    print(f"data: {find_mnist(args.data_dir)}; results in {folder}", flush=True)
+    start = time.perf_counter()
+    try:
+        found = run_experiment(exp, cfg, seeds, folder, workers, args.data_dir, args.force, progress)
+    except KeyboardInterrupt:
+        progress.close()
+        print("interrupted; run the same command again to resume (finished seeds are kept)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    progress.close()
+    for seed, record in found.items():
+        print(f"seed {seed}: " + ("DIVERGED" if record["status"] == "diverged" else scored_line(record["history"])))
+    if report_folder is not None and not args.validate:
+        print(f"report: {write_experiment_report(exp, report_folder.parent, data_dir=args.data_dir)}")
+    print(f"wall time {time.perf_counter() - start:.0f}s for {len(seeds)} seeds")
+    diverged = [seed for seed, record in found.items() if record["status"] == "diverged"]
+    if diverged:
+        print(f"tinycnn: seeds {', '.join(map(str, diverged))} diverged (recorded as such)", file=sys.stderr)
+        return EXIT_DIVERGED
+    return 0
+
+
+# ---------------------------------------------------------------------------- report, bench, sweep
+def report(args: argparse.Namespace) -> int:
+    for path in write_all(Path(args.experiments), Path(args.reports), Path(args.readme), data_dir=args.data_dir):
+        print(f"wrote {path}")
+    return 0
+
+
+def bench(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    result = run_bench(out, data_dir=args.data_dir, steps=args.steps, repeats=args.repeats, full=args.full,
+                       five_seeds=args.five_seeds)
+    write_json(out / "bench.json", result)
+    print(f"wrote {out / 'bench.json'}; `tinycnn report` renders it")
+    return 0
+
+
+def sweep(args: argparse.Namespace) -> int:
+    sweep = load_sweep(args.sweep)  # validate the file before anything starts
+    if args.trials:
+        run_sweep(args.sweep, args.trials, workers=args.workers or default_workers(), data_dir=args.data_dir)
+    if args.report or not args.trials:
+        print(f"wrote {write_sweep_page(study_summary(sweep), Path(args.out))}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- summary
+def summary(args: argparse.Namespace) -> int:
+    if not args.model:
+        for name, info in MODELS.items():
+            model = build_model(name)
+            facts = receptive_field_facts(receptive_field_table(model))
+            print(f"{name:10s} {count_parameters(model):7,d} params {count_macs(model):10,d} MACs   "
+                  f"final RF {facts.final_rf} px   {info.summary}")
+        return 0
+    model = build_model(args.model)
+    if args.markdown:
+        page = f"# {args.model}\n\n{model_tables_markdown(model)}"
+        print(f"wrote {write_text(args.markdown, page)}")
+    else:
+        print(model_tables_text(model))
+    return 0

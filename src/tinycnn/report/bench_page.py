@@ -1,0 +1,61 @@
+"""The benchmark's page, reports/bench/bench.md and bench.png, from the measurements in bench.json."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..files import write_text
+from ..plots import plot_bench
+from .template import render
+
+NO_GPU = "none on this machine (no GPU was lent to this task)"
+
+
+def rounds(result: dict) -> str:
+    p = result["pipeline"]
+    lines = [f"| {i + 1} | {a:.0f} | {b:.0f} |" for i, (a, b) in enumerate(zip(p["tinycnn_img_s"], p["reference_img_s"]))]
+    return "\n".join(lines + [f"| **median** | **{p['tinycnn_median']:.0f}** | **{p['reference_median']:.0f}** |"])
+
+
+def phases(result: dict) -> str:
+    total = sum(result["breakdown_ms"].values())
+    return "\n".join(f"| {k} | {v:.2f} | {100 * v / total:.0f}% |" for k, v in result["breakdown_ms"].items())
+
+
+def scaling(result: dict) -> str:
+    by = {(r["batch"], r["threads"]): r["img_s"] for r in result["scaling"]}
+    return "\n".join(f"| {b} | {by[(b, 1)]:.0f} | {by[(b, 2)]:.0f} |" for b in sorted({r["batch"] for r in result["scaling"]}))
+
+
+def processes(result: dict) -> str:
+    procs = {r["processes"]: r["total_img_s"] for r in result["processes"]}
+    if 2 not in procs:
+        return ""
+    return (f"Single-thread processes side by side (batch {result['batch']}): "
+            + ", ".join(f"{n} process(es): {v:.0f} img/s in total" for n, v in procs.items())
+            + f" ({procs[2] / procs[1]:.2f}x for 2).")
+
+
+def end_to_end(result: dict) -> str:
+    if "full" not in result:
+        return ""
+    f = result["full"]
+    lines = ["", "## End-to-end runs (`tinycnn bench --full`)", "",
+             f"- One 15-epoch `tinycnn train` of {result['model']}, command start to run folder written: "
+             f"**{f['one_seed_15_epochs_s']:.0f} s** ({f['one_seed_15_epochs_s'] / 60:.1f} min)."]
+    if "five_seeds_15_epochs_s" in f:
+        lines.append(f"- Five seeds with `tinycnn run experiments/step3.toml` (`--five-seeds`): "
+                     f"**{f['five_seeds_15_epochs_s']:.0f} s**, {f['ratio']:.2f}x one seed.")
+    return "\n".join(lines) + "\n"
+
+
+def write_bench_page(result: dict, out_dir: Path) -> Path:
+    plot_bench(result, out_dir / "bench.png")
+    e = result["eval_img_s"]
+    page = render("bench.md", machine=result["machine"], gpu=result["gpu"] or NO_GPU, model=result["model"],
+                  batch=result["batch"], steps=result["steps"], rounds=rounds(result),
+                  ratio=f"{result['pipeline']['ratio']:.2f}", phases=phases(result), scaling=scaling(result),
+                  processes=processes(result),
+                  evaluation=f"{e['threads_1']:.0f} img/s with 1 thread, {e['threads_2']:.0f} img/s with 2 "
+                             f"(batches of 2000, `inference_mode`).",
+                  end_to_end=end_to_end(result))
+    return write_text(out_dir / "bench.md", page)

@@ -1,0 +1,122 @@
+"""An experiment's report page: reports/<name>.md and its plots, from its committed metrics.
+
+The page is the template templates/experiment.md; every block below renders statistics that
+were computed once (facts.Measured), and the prose comes from the experiment file with its
+`{placeholders}` filled from the metrics.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import records
+from ..analysis import model_tables_markdown
+from ..challenge import MAX_PARAMS, SCORED_EPOCHS, TARGET, score
+from ..config import TrainConfig, repo_path
+from ..engine import model_for
+from ..experiment import Experiment
+from ..files import write_text
+from ..plots import plot_history, plot_misclassified
+from .facts import FactBook, Measured, experiment_facts, pct
+from .template import render
+
+
+def result_block(measured: Measured, facts: dict[str, str]) -> str:
+    stats = measured.stats
+    lines = [f"| seed | epoch {stats.epochs - 2} | epoch {stats.epochs - 1} | epoch {stats.epochs} | "
+             f"last-3 min | best train | best test | >= 99.4% from epoch | passes | wall time |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for s in stats.seeds:
+        lines.append(f"| {s.seed} | " + " | ".join(pct(a) for a in s.scored) +
+                     f" | {pct(s.score)} | {pct(s.best_train)} | {pct(s.best_eval)} | "
+                     f"{s.stable_from or 'never'} | {'yes' if s.holds else 'no'} | {s.wall_seconds:.0f}s |")
+    wall = (f"{stats.wall_seconds:.0f}s for all {len(stats.seeds)} seeds with {stats.workers or 'one per core'} "
+            f"parallel worker(s)" if stats.wall_seconds else "not recorded")
+    return "\n".join([
+        f"- Parameters: **{facts['params']}** (budget: fewer than {MAX_PARAMS:,}); epochs: {stats.epochs}.",
+        f"- Test accuracy over the last 3 epochs of all seeds: min **{facts['last3_min']}**, "
+        f"mean {facts['last3_mean']}, std {facts['last3_std']} (sample std over {3 * len(stats.seeds)} values), "
+        f"max {facts['last3_max']}.",
+        f"- Seeds holding >= 99.4% on each of the last 3 epochs: **{facts['passing']}**.",
+        f"- Best test accuracy: mean {facts['best_test_mean']} over seeds, max {facts['best_test_max']}; "
+        f"best train accuracy: mean {facts['best_train_mean']}.",
+        f"- Wall time: {wall}.",
+        "", *lines])
+
+
+def gap_table(measured: Measured) -> str:
+    stats = measured.stats
+    train, test = stats.mean_over_seeds("train_acc"), stats.mean_over_seeds("eval_acc")
+    train_loss, test_loss = stats.mean_over_seeds("train_loss"), stats.mean_over_seeds("eval_loss")
+    lines = ["| epoch | train acc | test acc | gap (train - test) | train loss | test loss | seeds >= 99.4% |",
+             "|---|---|---|---|---|---|---|"]
+    for i in range(stats.epochs):
+        ok = sum(h[i]["eval_acc"] >= TARGET for h in stats.histories)
+        lines.append(f"| {i + 1} | {pct(train[i], 3)} | {pct(test[i], 3)} | {train[i] - test[i]:+.3f} | "
+                     f"{train_loss[i]:.4f} | {test_loss[i]:.4f} | {ok}/{len(stats.histories)} |")
+    return "\n".join(lines)
+
+
+def config_table(cfg: TrainConfig) -> str:
+    skip = {"seed", "device", "test_subset", "train_subset", "holdout"}
+    rows = [f"| {k} | {v} |" for k, v in cfg.to_dict().items() if k not in skip]
+    return "| setting | value |\n|---|---|\n" + "\n".join(rows)
+
+
+def validation_block(exp: Experiment, reports_dir: Path) -> str:
+    """The tuning runs of this experiment (train on 50k, score on the held-out last 10k), if any."""
+    rows = []
+    for folder in sorted((reports_dir / "validation").glob(f"{exp.name}-*")):
+        run = records.read_experiment_run(folder)
+        if run is None:
+            continue
+        cfg = TrainConfig.from_dict(run.config)
+        changed = {k: v for k, v in cfg.to_dict().items()
+                   if v != getattr(exp.train, k) and k not in ("holdout", "seed")}
+        variant = ", ".join(f"{k}={v}" for k, v in changed.items()) or "as in this file"
+        for seed in run.seeds:
+            record = records.read_metrics(records.seed_path(folder, seed))
+            last = [r["eval_acc"] for r in record["history"][-SCORED_EPOCHS:]]
+            rows.append(f"| {folder.name} | {variant} | {record['params']:,} | {seed} | "
+                        + " | ".join(pct(a) for a in last) + f" | {pct(score(record['history']))} |")
+    if not rows:
+        return ""
+    return ("\n## Tuning on the validation split\n\nSettings were chosen on a validation split, never on the "
+            "test set: train on the first 50,000 training images, score on the last 10,000 "
+            "(`tinycnn run ... --validate`). Accuracies below are validation accuracies at the last 3 epochs.\n\n"
+            "| run | settings that differ from the file | params | seed | last-2 | last-1 | last | min |\n"
+            "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
+
+
+def train_conditions(cfg: TrainConfig, model) -> str:
+    """How training batches differ from test images, for reading the train-test gap."""
+    augmented = cfg.rotate or cfg.translate or cfg.scale
+    dropout = any(isinstance(m, (torch.nn.Dropout, torch.nn.Dropout2d)) for m in model.modules())
+    parts = [p for p, on in (("augmented", augmented), ("with dropout active", dropout)) if on]
+    return f" ({' and '.join(parts)})" if parts else " (the same kind of images as the test set)"
+
+
+def write_experiment_page(measured: Measured, book: FactBook, reports_dir: Path, out_dir: Path,
+                          eval_images: np.ndarray) -> Path:
+    """reports/<name>.md and reports/<name>/{curves,misclassified}.png."""
+    exp, stats = measured.exp, measured.stats
+    facts = experiment_facts(stats)
+    model = model_for(exp.train)
+    figures = out_dir / exp.name
+    plot_history(stats.histories, figures / "curves.png",
+                 f"{exp.train.model}: {len(stats.seeds)} seeds (mean line, min-max band)")
+    first = measured.records[exp.seeds[0]]["misclassified"]
+    plot_misclassified(eval_images, first, figures / "misclassified.png",
+                       f"seed {exp.seeds[0]}: {len(first)} misclassified test images after the "
+                       f"last epoch (true -> predicted; first 40)")
+    page = render("experiment.md", title=exp.title, model=exp.train.model, experiment_file=repo_path(exp.path),
+                  name=exp.name, target=book.fill(exp.target, exp.name, exp.path + " target"),
+                  result=result_block(measured, facts),
+                  analysis=book.fill(exp.analysis, exp.name, exp.path + " analysis"),
+                  train_conditions=train_conditions(exp.train, model), gap_table=gap_table(measured),
+                  first_seed=exp.seeds[0], model_tables=model_tables_markdown(model),
+                  seeds=", ".join(map(str, exp.seeds)), config_table=config_table(exp.train),
+                  validation=validation_block(exp, reports_dir))
+    return write_text(out_dir / f"{exp.name}.md", page)

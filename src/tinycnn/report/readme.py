@@ -1,0 +1,70 @@
+"""The README's generated blocks: <!-- NAME:start --> ... <!-- NAME:end --> replaced from data."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..analysis import receptive_field_facts, receptive_field_table
+from ..config import repo_path
+from ..engine import model_for
+from ..errors import ConfigError
+from ..experiment import Experiment
+
+# The README's frontier table: step 3, then the smaller candidates tested on five seeds.
+FRONTIER_TABLE = ("step3", "skeleton", "ladder", "frontier")
+# The best public result known to us (from the project's survey; one run, not reproduced here).
+PUBLIC_BEST = {"params": "about 5,900", "last3": ">= 99.40% (as reported)", "seeds": "1 run, called unstable by its author"}
+
+
+def table_row(exp: Experiment, reports_dir: Path, cells: list[str]) -> str:
+    """A README table row: the experiment (linked), its model, `cells`, its report (linked)."""
+    report = f"{reports_dir.name}/{exp.name}.md"
+    return " | ".join(["", f"[{exp.title.split(':')[0]}]({repo_path(exp.path)})", f"`{exp.train.model}`", *cells,
+                       f"[{report}]({report})", ""]).strip()
+
+
+def results_table(experiments: list[Experiment], facts: dict[str, dict[str, str]], reports_dir: Path) -> str:
+    lines = ["| step | model | params | final RF | best test (max) | last-3 min | last-3 mean | seeds passing | report |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for exp in (e for e in experiments if e.name in facts):
+        f = facts[exp.name]
+        rf = receptive_field_facts(receptive_field_table(model_for(exp.train))).final_rf
+        lines.append(table_row(exp, reports_dir, [f["params"], str(rf), f["best_test_max"], f["last3_min"],
+                                                  f["last3_mean"], f["passing"]]))
+    return "\n".join(lines)
+
+
+def frontier_table(experiments: list[Experiment], facts: dict[str, dict[str, str]], reports_dir: Path) -> str:
+    lines = ["| experiment | model | params | last-3 min | last-3 mean | seeds holding >= 99.4% | report |",
+             "|---|---|---|---|---|---|---|"]
+    for exp in sorted((e for e in experiments if e.name in FRONTIER_TABLE and e.name in facts),
+                      key=lambda e: FRONTIER_TABLE.index(e.name)):
+        f = facts[exp.name]
+        lines.append(table_row(exp, reports_dir, [f["params"], f["last3_min"], f["last3_mean"], f["passing"]]))
+    lines.append(f"| best public solution | - | {PUBLIC_BEST['params']} | {PUBLIC_BEST['last3']} | - | "
+                 f"{PUBLIC_BEST['seeds']} | - |")
+    return "\n".join(lines)
+
+
+def bench_summary(bench: dict) -> str:
+    p = bench["pipeline"]
+    lines = [f"Measured by `tinycnn bench` on {bench['machine']} (medians): tinycnn trains "
+             f"**{p['tinycnn_median']:,.0f} images/s** against {p['reference_median']:,.0f} for the per-image "
+             f"reference pipeline, **{p['ratio']:.2f}x**."]
+    if "full" in bench:
+        lines.append(f"A full 15-epoch `tinycnn train` of {bench['model']} took "
+                     f"**{bench['full']['one_seed_15_epochs_s'] / 60:.1f} min** from command start to run folder "
+                     f"written.")
+    return " ".join(lines)
+
+
+def update_readme(readme: Path, blocks: dict[str, str]) -> str:
+    """README text with each <!-- NAME:start --> ... <!-- NAME:end --> block replaced."""
+    text = readme.read_text()
+    for name, content in blocks.items():
+        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+        if not pattern.search(text):
+            raise ConfigError(f"{readme}: no {start} ... {end} markers")
+        text = pattern.sub(lambda _: f"{start}\n{content}\n{end}", text)
+    return text

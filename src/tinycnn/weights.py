@@ -1,0 +1,104 @@
+"""Trained weights as safetensors files, saved with what rebuilds the model and checked before use.
+
+A weights file is a safetensors file (tensors only, no pickled code: safe to load from anyone)
+whose metadata key "tinycnn" holds JSON: model (registered name), layout and dropout (tuning
+overrides), mean and std (the training images' normalisation), and what the writer adds
+(experiment, seed, evaluation accuracy). `load_weights` rebuilds the model from that and refuses,
+with one clear line, a file that is damaged, not safetensors, or of another model.
+The repository ships seed 0 of every reported experiment as models/<experiment>.safetensors.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
+from torch import nn
+
+from .errors import ConfigError, DataError, UnknownModelError
+from .files import write_bytes
+from .model import MODELS, build_model
+from .records import WEIGHTS
+
+META_KEY = "tinycnn"
+SHIPPED_DIR = Path(__file__).resolve().parents[2] / "models"  # the repository's models/ folder
+
+
+@dataclass
+class Weights:
+    model: nn.Module   # in eval mode, on the CPU
+    meta: dict         # model, layout, dropout, mean, std, and what the writer added
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.meta["model"]
+
+
+def save_weights(path: Path, model: nn.Module, model_name: str, layout: str, dropout: float,
+                 mean: float, std: float, **extra) -> None:
+    # safetensors stores plain contiguous tensors (channels_last weights are permuted views)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    meta = {"model": model_name, "layout": layout, "dropout": dropout, "mean": mean, "std": std, **extra}
+    write_bytes(path, save(state, metadata={META_KEY: json.dumps(meta)}))
+
+
+def load_weights(path: str | Path) -> Weights:
+    """The model a weights file describes, with its weights loaded; DataError if the file is unfit."""
+    path = Path(path)
+    try:
+        with safe_open(path, framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get(META_KEY, "null"))
+            state = {key: f.get_tensor(key) for key in f.keys()}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such weights file") from None
+    except (SafetensorError, OSError, ValueError) as e:  # truncated, foreign, or not safetensors
+        raise DataError(f"{path}: not a readable safetensors weights file ({str(e).splitlines()[0]})") from None
+    if not isinstance(meta, dict) or "model" not in meta:
+        raise DataError(f"{path}: a safetensors file without tinycnn's metadata (which model it holds)")
+    try:
+        model = build_model(meta["model"], meta.get("dropout", -1.0), meta.get("layout", ""))
+        model.load_state_dict(state, strict=True)
+    except UnknownModelError:
+        raise DataError(f"{path}: holds weights of model {meta['model']!r}, which this tinycnn does not know") from None
+    except RuntimeError as e:  # missing or unexpected keys, or shapes of another model
+        first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+        raise DataError(f"{path}: these weights do not fit {meta['model']} (another model's file?): {first}") from None
+    return Weights(model.eval(), meta, path)
+
+
+def shipped_weights(name: str) -> Path:
+    """The committed weights of a registered model: seed 0 of the experiment that reports it."""
+    return SHIPPED_DIR / f"{MODELS[name].experiment}.safetensors"
+
+
+def resolve(spec: str) -> Path:
+    """A weights file from a registered model name, a run folder or a weights file path."""
+    if spec in MODELS:
+        path = shipped_weights(spec)
+        if not path.is_file():
+            raise DataError(f"no shipped weights for {spec} ({path} is missing); pass a run folder or a "
+                            f"weights file instead")
+        return path
+    path = Path(spec)
+    if path.is_dir():
+        if not (path / WEIGHTS).is_file():
+            raise ConfigError(f"{path}: a folder without {WEIGHTS} (not a finished tinycnn run)")
+        return path / WEIGHTS
+    if path.is_file():
+        return path
+    raise ConfigError(f"{spec!r} is neither a registered model ({', '.join(MODELS)}), a run folder, "
+                      f"nor a weights file")
+
+
+def load_model(spec: str) -> Weights:
+    """`load_weights(resolve(spec))`: what evaluate, predict, export and the demo take."""
+    return load_weights(resolve(spec))
+
+
+def normalise(images_uint8: torch.Tensor, meta: dict) -> torch.Tensor:
+    """(N, 28, 28) uint8 pixels to the (N, 1, 28, 28) float input the model was trained on."""
+    return ((images_uint8.float() / 255.0 - meta["mean"]) / meta["std"]).unsqueeze(1)

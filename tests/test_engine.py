@@ -1,0 +1,89 @@
+"""The training core on small real subsets: determinism, every optimiser, the weight average,
+resuming from a checkpoint state, and divergence."""
+import pytest
+import torch
+
+from conftest import TINY, without_time
+from tinycnn.config import TrainConfig
+from tinycnn.engine import Events, WeightAverage, fit
+from tinycnn.errors import Diverged
+from tinycnn.model import build_model
+
+
+def test_same_seed_gives_identical_metrics(mnist):
+    cfg = TrainConfig(**TINY, seed=7)
+    first, second = fit(cfg, mnist), fit(cfg, mnist)
+    assert without_time(first.history) == without_time(second.history)
+    other = fit(cfg.replace(seed=8), mnist)
+    assert without_time(other.history) != without_time(first.history)
+
+
+@pytest.mark.parametrize("optimizer, schedule", [("adam", "step"), ("adamw", "none"), ("sgd", "onecycle")])
+def test_every_optimiser_and_schedule_trains(mnist, optimizer, schedule):
+    lr = 0.01 if optimizer != "sgd" else 0.1
+    settings = {**TINY, "epochs": 2, "train_subset": 4000}
+    result = fit(TrainConfig(**settings, optimizer=optimizer, schedule=schedule, lr=lr, label_smoothing=0.1), mnist)
+    assert result.history[-1]["eval_acc"] > 60.0  # 80 steps from scratch; chance is 10%
+
+
+def test_weight_average_arithmetic_including_batch_norm_statistics():
+    model = build_model("Model_3")
+    average = WeightAverage(model, decay=0.99)
+    weight, mean = model.conv1[0].weight, model.conv1[1].running_mean
+    before_w, before_m = weight.detach().clone(), mean.clone()
+    with torch.no_grad():
+        weight.add_(1.0)
+        mean.add_(2.0)
+        model.conv1[1].num_batches_tracked += 5
+    average.update()  # first update: decay warms up to min(0.99, 2 / 11)
+    d = 2 / 11
+    assert torch.allclose(average.model.conv1[0].weight, d * before_w + (1 - d) * (before_w + 1), atol=1e-6)
+    assert torch.allclose(average.model.conv1[1].running_mean, d * before_m + (1 - d) * (before_m + 2), atol=1e-6)
+    assert average.model.conv1[1].num_batches_tracked == 0  # a counter, not averaged
+    for _ in range(2000):
+        average.update()
+    assert torch.allclose(average.model.conv1[0].weight, weight, atol=1e-5)  # converges to a still model
+    assert not any(p.requires_grad for p in average.model.parameters())
+
+
+def test_with_ema_the_average_is_what_is_evaluated(mnist):
+    cfg = TrainConfig(**{**TINY, "epochs": 2}, ema=0.99)
+    result = fit(cfg, mnist)
+    plain = fit(cfg.replace(ema=0.0), mnist)
+    # same training, another evaluated model: the train metrics agree, the evaluated ones do not
+    assert [r["train_loss"] for r in result.history] == [r["train_loss"] for r in plain.history]
+    assert [r["eval_loss"] for r in result.history] != [r["eval_loss"] for r in plain.history]
+    assert not result.model.training and result.history[-1]["eval_acc"] > 50  # 40 steps; chance is 10%
+
+
+class StopAfter(Events):
+    def __init__(self, epoch):
+        self.epoch, self.state = epoch, None
+
+    def epoch_end(self, record, checkpoint):
+        if record["epoch"] == self.epoch:
+            self.state = checkpoint()
+            raise KeyboardInterrupt  # as if the run were stopped here
+
+
+def test_resuming_a_checkpoint_state_gives_the_uninterrupted_run(mnist):
+    """Weights, weight average, optimiser, schedule, data order, augmentation and dropout all continue."""
+    cfg = TrainConfig(**{**TINY, "epochs": 3}, ema=0.99, dropout=0.1)
+    whole = fit(cfg, mnist)
+    stop = StopAfter(1)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, mnist, stop)
+    torch.manual_seed(12345)  # whatever the process did in between must not matter
+    resumed = fit(cfg, mnist, resume=stop.state)
+    assert without_time(resumed.history) == without_time(whole.history)
+    for a, b in zip(resumed.model.state_dict().values(), whole.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_a_non_finite_loss_stops_the_run_with_where_and_why(mnist):
+    # epoch 1 at a sane rate, then a step schedule multiplies it by a million
+    cfg = TrainConfig(**{**TINY, "epochs": 3}, lr=0.05, schedule="step", step_size=1, gamma=1e6)
+    with pytest.raises(Diverged, match=r"epoch 2, step \d+ \(learning rate 5e\+04\)") as error:
+        fit(cfg, mnist)
+    assert error.value.epoch == 2 and 1 <= error.value.step <= 20 and error.value.lr == pytest.approx(5e4)
+    assert [r["epoch"] for r in error.value.history] == [1]  # the finished epoch is kept

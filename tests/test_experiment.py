@@ -1,0 +1,82 @@
+"""Experiments: files, where their runs go, seeds in parallel equal to seeds alone, finished seeds kept."""
+import pytest
+
+from conftest import ROOT, TINY, one_line_error, run_cli, without_time
+from tinycnn import records
+from tinycnn.config import TrainConfig
+from tinycnn.engine import fit
+from tinycnn.errors import ConfigError
+from tinycnn.experiment import (Experiment, default_folder, load_experiment, load_experiments, run_config,
+                                run_experiment, settings_label)
+from tinycnn.report.experiment_page import validation_block
+
+TINY_EXPERIMENT = """title = "Tiny: a test experiment"
+target = "x"
+analysis = "y"
+seeds = [0, 1]
+
+[train]
+""" + "\n".join(f"{k} = {v!r}" for k, v in TINY.items())
+
+
+def test_committed_experiment_files_load():
+    names = [e.name for e in load_experiments(ROOT / "experiments")]
+    assert names[:0] == [] and {"step1", "step2", "step3"} <= set(names)
+    for exp in load_experiments(ROOT / "experiments"):
+        assert exp.train.epochs <= 15 and exp.target and exp.seeds
+
+
+@pytest.mark.parametrize("text, message", [
+    ('title = "x"\ntarget = "x"\nanalysis = "x"\ncolour = "red"\n[train]\nmodel = "Model_1"\n', "unknown key.*colour"),
+    ('title = "x"\ntarget = "x"\nanalysis = "x"\n[train]\nmodle = "Model_1"\n', "unknown key.*modle"),
+    ('title = "x"\ntarget = "x"\n[train]\n', "missing key.*analysis"),
+    ('title = "x"\ntarget = "x"\nanalysis = "x"\nseeds = [-1]\n[train]\n', "seeds must be"),
+    ('title = "x"\ntarget = "x"\nanalysis = "x"\n[train]\nepochs = "15"\n', "epochs must be int"),
+    ('title = "x"\ntarget = \n', "not valid TOML"),
+])
+def test_bad_experiment_files_are_clear_errors(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_experiment(path)
+    one_line_error(run_cli("run", path))
+
+
+def test_where_runs_go(tmp_path):
+    exp = Experiment("step9", "t", "x", "y", TrainConfig(), [0], "experiments/step9.toml")
+    assert default_folder(exp, run_config(exp, {}, False), False, tmp_path) == tmp_path / "step9"
+    tuned = run_config(exp, {"ema": 0.999, "lr": 0.2}, validate=True)
+    assert tuned.holdout == 10_000 and settings_label(exp, tuned) == "ema=0.999+lr=0.2"
+    assert default_folder(exp, tuned, True, tmp_path) == tmp_path / "validation" / "step9-ema=0.999+lr=0.2"
+    assert default_folder(exp, run_config(exp, {}, True), True, tmp_path).name == "step9-as-file"
+    with pytest.raises(ConfigError, match="settings differ from experiments/step9.toml"):
+        default_folder(exp, run_config(exp, {"lr": 0.2}, False), False, tmp_path)
+
+
+def test_a_default_validation_run_appears_in_the_step_report(tmp_path):
+    """The bug this fixes: --validate wrote reports/validation/<name>, the report read <name>-* only."""
+    (tmp_path / "experiments").mkdir()
+    path = tmp_path / "experiments" / "tiny.toml"
+    path.write_text(TINY_EXPERIMENT.replace("seeds = [0, 1]", "seeds = [0]"))
+    result = run_cli("run", path, "--validate", "--test-subset", "500", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    block = validation_block(load_experiment(path), tmp_path / "reports")
+    assert "| tiny-test_subset=500 | test_subset=500 | 7,712 | 0 |" in block
+
+
+def test_parallel_seeds_equal_seeds_run_alone(mnist, tmp_path):
+    cfg = TrainConfig(**TINY)
+    exp = Experiment("tiny", "t", "x", "y", cfg, [0, 1], str(tmp_path / "tiny.toml"))
+    found = run_experiment(exp, cfg, [0, 1], tmp_path, workers=2)
+    for seed in (0, 1):
+        alone = fit(cfg.replace(seed=seed), mnist)
+        assert without_time(found[seed]["history"]) == without_time(alone.history)
+        assert records.run_status(records.seed_run_folder(tmp_path, seed)) == "complete"
+        assert (records.seed_run_folder(tmp_path, seed) / records.WEIGHTS).exists()
+    # a second run finds both seeds finished and trains nothing
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.glob("seed*.json")}
+    run_experiment(exp, cfg, [0, 1], tmp_path, workers=2)
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("seed*.json")} == before
+    # other settings in the same folder are refused unless forced
+    with pytest.raises(ConfigError, match="seed 0 trained with other settings \\(lr\\)"):
+        run_experiment(exp, cfg.replace(lr=0.2), [0], tmp_path, workers=1)

@@ -1,0 +1,62 @@
+"""Run records on disk: one format, old records upgraded on read, damaged files refused clearly."""
+import json
+
+import pytest
+import torch
+
+from tinycnn import records
+from tinycnn.config import TrainConfig
+from tinycnn.errors import DataError
+
+
+def test_a_format_1_record_reads_as_format_2(tmp_path):
+    """The first records called validation accuracy test_acc and predate the `ema` setting."""
+    old = {"config": {**TrainConfig(holdout=10_000).to_dict()}, "params": 7712, "wall_seconds": 3.0,
+           "history": [{"epoch": 1, "train_loss": 0.3, "train_acc": 90.0, "test_loss": 0.1, "test_acc": 97.0,
+                        "lr": 0.01, "seconds": 3.0}], "misclassified": [], "machine": "m"}
+    del old["config"]["ema"]
+    (tmp_path / "seed0.json").write_text(json.dumps(old))
+    record = records.read_metrics(tmp_path / "seed0.json")
+    assert record["format"] == 2 and record["status"] == "complete" and record["evaluated_on"] == "validation"
+    assert record["history"][0]["eval_acc"] == 97.0 and "test_acc" not in record["history"][0]
+    assert record["config"]["ema"] == 0.0  # what format-1 runs did, not today's default
+
+
+def test_new_records_round_trip(tmp_path):
+    cfg = TrainConfig(seed=3)
+    history = [{"epoch": 1, "train_loss": 0.3, "train_acc": 90.0, "eval_loss": 0.1, "eval_acc": 97.0, "lr": 0.01,
+                "seconds": 3.0}]
+    record = records.metrics_record(cfg, history, params=7712, mean=0.13, std=0.31, wall_seconds=3.0, machine="m",
+                                    data="IDX files in x", misclassified=[[4, 7, 1]])
+    records.write_seed(tmp_path, 3, record)
+    assert records.read_seeds(tmp_path, [3]) == {3: record}
+    assert records.read_seeds(tmp_path, [3, 4]) is None  # not every seed is there yet
+    assert not list(tmp_path.glob(".*"))  # written through a temporary name, nothing left over
+
+
+def test_run_status_follows_the_files(tmp_path):
+    assert records.run_status(tmp_path) is None and not records.holds_a_run(tmp_path)
+    records.save_checkpoint(tmp_path, {"config": TrainConfig().to_dict(), "epoch": 1})
+    assert records.run_status(tmp_path) == "running" and records.holds_a_run(tmp_path)
+    assert records.load_checkpoint(tmp_path)["epoch"] == 1
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_a_damaged_checkpoint_is_refused_in_one_line(tmp_path, damage):
+    records.save_checkpoint(tmp_path, {"config": TrainConfig().to_dict(), "epoch": 1, "w": torch.zeros(1000)})
+    path = tmp_path / records.CHECKPOINT
+    blob = path.read_bytes()
+    path.write_bytes({"truncate": blob[: len(blob) // 2], "garbage": b"\x00not a checkpoint" * 50, "empty": b""}[damage])
+    with pytest.raises(DataError, match="damaged or not a tinycnn checkpoint") as error:
+        records.load_checkpoint(tmp_path)
+    assert "\n" not in str(error.value)
+
+
+def test_a_checkpoint_with_code_in_it_is_refused(tmp_path):
+    """weights_only loading: a pickle that would run code is not a checkpoint."""
+    class Evil:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+    torch.save({"config": TrainConfig().to_dict(), "evil": Evil()}, tmp_path / records.CHECKPOINT)
+    with pytest.raises(DataError, match="damaged or not a tinycnn checkpoint"):
+        records.load_checkpoint(tmp_path)

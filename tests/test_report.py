@@ -1,0 +1,153 @@
+"""The report side: each renderer on made-up statistics (a failure names a function), then every
+committed report, plot and README block against what the committed data give."""
+import inspect
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState
+
+from conftest import ROOT
+from tinycnn.challenge import experiment_stats
+from tinycnn.config import TrainConfig
+from tinycnn.errors import ConfigError
+from tinycnn.experiment import Experiment, load_experiment, load_experiments
+from tinycnn.model import MODELS
+from tinycnn.report import write_all
+from tinycnn.report.bench_page import end_to_end, processes
+from tinycnn.report.experiment_page import gap_table, result_block
+from tinycnn.report.facts import FactBook, Measured, experiment_facts, load_measured, result_line
+from tinycnn.report.readme import update_readme
+from tinycnn.report.sweep_page import frontier, pruned_when, trial_counts
+from tinycnn.sweep import StudySummary, Sweep, TrialSummary
+
+STEPS = ["step1", "step2", "step3"]
+BEYOND = ["frontier", "ladder"]  # beyond the challenge, with a model of their own (skeleton reuses Model_1)
+
+
+def made_up(name="x", epochs=15, scores=(99.5, 99.45, 99.3)) -> Measured:
+    records = {}
+    for seed, low in enumerate(scores):
+        history = [{"epoch": e, "train_acc": 98.0 + e / 10, "train_loss": 1 / e, "eval_acc": 98.5 + e / 20,
+                    "eval_loss": 0.5 / e} for e in range(1, epochs + 1)]
+        for r in history[-3:]:
+            r["eval_acc"] = low + 0.05
+        history[-2]["eval_acc"] = low
+        records[seed] = {"params": 7000, "wall_seconds": 60.0 + seed, "history": history}
+    exp = Experiment(name, "X: made up", "t", "a", TrainConfig(), list(records), f"experiments/{name}.toml")
+    return Measured(exp, records, experiment_stats(name, "Model_3", 7000, 900_000, records, 120.0, 2))
+
+
+def test_result_block_lists_every_seed_and_who_holds():
+    block = result_block(made_up(), experiment_facts(made_up().stats))
+    assert "Seeds holding >= 99.4% on each of the last 3 epochs: **2/3**" in block
+    rows = [line for line in block.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert [row.split(" | ")[8] for row in rows] == ["yes", "yes", "no"]
+    assert "120s for all 3 seeds with 2 parallel worker(s)" in block
+
+
+def test_a_run_longer_than_the_challenge_allows_does_not_pass():
+    """The per-seed column used to ignore the epoch limit that the seed count checked."""
+    block = result_block(made_up(epochs=16), experiment_facts(made_up(epochs=16).stats))
+    assert "**0/3**" in block and "| yes |" not in block
+
+
+def test_gap_table_has_one_row_per_epoch():
+    table = gap_table(made_up(epochs=4))
+    assert len(table.splitlines()) == 2 + 4 and table.splitlines()[-1].startswith("| 4 |")
+
+
+def test_facts_quote_the_statistics():
+    facts = experiment_facts(made_up().stats)
+    assert facts["passing"] == "2/3" and facts["last3_min"] == "99.30%" and facts["failing_seeds"] == "2"
+    assert facts["macs"] == "900,000" and facts["passing_ci"] == "21-94%"
+
+
+def test_fact_book_finds_other_experiments_lazily_and_names_unknown_facts():
+    loaded = []
+
+    def stats_of(name):
+        loaded.append(name)
+        return made_up(name, scores=(99.5,) if name == "frontier2" else (99.41,)).stats
+
+    book = FactBook(stats_of, ["frontier", "frontier2", "step1"], lambda study: None, [])
+    assert book.fill("{passing} vs {frontier2_last3_min}", "frontier", "t") == "1/1 vs 99.50%"
+    assert loaded == ["frontier", "frontier2"]  # step1 was never needed, so never loaded
+    with pytest.raises(ConfigError, match=r"t: no fact \{frontier2_colour\}"):
+        book.fill("{frontier2_colour}", "frontier", "t")
+
+
+def test_readme_blocks_are_replaced_between_their_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("a\n<!-- results:start -->\nold\n<!-- results:end -->\nb\n")
+    assert update_readme(readme, {"results": "new"}) == "a\n<!-- results:start -->\nnew\n<!-- results:end -->\nb\n"
+    with pytest.raises(ConfigError, match="no <!-- bench:start -->"):
+        update_readme(readme, {"bench": "x"})
+
+
+def test_sweep_page_counts_and_frontier():
+    trial = lambda n, value, params, pruned_after=None: TrialSummary(n, value, params, "c4", [], {}, pruned_after)
+    summary = StudySummary(Sweep("t", 4000, "c4", {}, {}, "s", "sqlite:///x"), 6,
+                           Counter({TrialState.COMPLETE: 3, TrialState.PRUNED: 3}),
+                           [trial(0, 99.3, 3000), trial(1, 99.2, 2000), trial(2, 99.1, 3500)],
+                           [trial(3, None, 3000, 5), trial(4, None, 3000, 5)], 1, 1)
+    assert trial_counts(summary).startswith("6 in all; 3 complete, 2 pruned by the median rule (1 of them diverged), "
+                                            "1 rejected before training")
+    assert pruned_when(summary).startswith("Pruned after epoch: 5 (2 trials)")
+    assert frontier(summary) == [(2000, 99.2), (3000, 99.3)]
+
+
+def test_bench_page_sections_follow_what_was_measured():
+    result = {"batch": 64, "model": "Model_3", "processes": [{"processes": 1, "total_img_s": 100.0},
+                                                             {"processes": 2, "total_img_s": 190.0}]}
+    assert processes(result).endswith("(1.90x for 2).") and end_to_end(result) == ""
+    result["full"] = {"one_seed_15_epochs_s": 300.0}
+    assert "**300 s** (5.0 min)" in end_to_end(result)
+
+
+# ---------------------------------------------------------------------------- the committed reports
+@pytest.fixture(scope="module")
+def regenerated(tmp_path_factory, mnist):
+    out = tmp_path_factory.mktemp("regenerated")
+    write_all(ROOT / "experiments", ROOT / "reports", ROOT / "README.md", out_dir=out)
+    return out
+
+
+@pytest.mark.parametrize("name", [e.name for e in load_experiments(ROOT / "experiments")])
+def test_metrics_are_committed_for_every_seed_of_every_experiment(name):
+    exp = load_experiment(ROOT / "experiments" / f"{name}.toml")
+    assert load_measured(exp, ROOT / "reports") is not None, f"reports/{name}/seed*.json missing"
+
+
+def test_every_report_and_plot_regenerates_byte_for_byte(regenerated):
+    files = sorted(p.relative_to(regenerated) for p in regenerated.rglob("*") if p.is_file())
+    assert {f"{step}.md" for step in STEPS} <= {str(f) for f in files}
+    for name in files:
+        committed = ROOT / ("README.md" if str(name) == "README.md" else Path("reports") / name)
+        assert committed.exists(), f"{committed} is generated but not committed"
+        assert (regenerated / name).read_bytes() == committed.read_bytes(), f"{committed} differs from what the data give"
+
+
+@pytest.mark.parametrize("name", STEPS + BEYOND)
+def test_model_docstring_result_matches_the_report(name):
+    exp = load_experiment(ROOT / "experiments" / f"{name}.toml")
+    stats = load_measured(exp, ROOT / "reports").stats
+    doc = inspect.getdoc(MODELS[exp.train.model].build)
+    assert result_line(stats) in " ".join(doc.split()), f"{exp.train.model} docstring: expected {result_line(stats)!r}"
+
+
+def test_step3_meets_the_challenge_on_every_seed():
+    exp = load_experiment(ROOT / "experiments" / "step3.toml")
+    stats = load_measured(exp, ROOT / "reports").stats
+    assert stats.params < 8000 and stats.epochs <= 15
+    assert stats.holding == len(exp.seeds) == 5, [s.scored for s in stats.seeds]
+
+
+def test_train_defaults_are_the_final_step_settings():
+    """`make train` (tinycnn train with defaults) trains exactly what step 3 reports."""
+    assert TrainConfig() == load_experiment(ROOT / "experiments" / "step3.toml").train
+
+
+def test_every_experiment_has_written_analysis():
+    for exp in load_experiments(ROOT / "experiments"):
+        assert "written once the runs are in" not in exp.analysis and len(exp.analysis) > 200, exp.name
