@@ -125,21 +125,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def named_option(error: ConfigError) -> str:
-    """A setting's error as the command line spells it: "--batch-size must be ...", not "batch_size"."""
+    """An option's error as the command line spells it: "--batch-size must be ...", not "batch_size"."""
     text = str(error)
-    if error.key and text.startswith(error.key + " "):
+    if text.startswith(error.key + " "):
         return option(error.key) + text[len(error.key):]
-    return text
+    return f"{option(error.key)}: {text}"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        # Each given setting is checked on its own here, before the slow import (no setting's
+        # range depends on another's, so what passes here passes over an experiment file too).
+        TrainConfig.from_dict({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                               if getattr(args, f.name, None) is not None})
+    except ConfigError as e:
+        print(f"tinycnn: error: {named_option(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         from . import commands  # deferred on purpose: see the module docstring
 
         return getattr(commands, args.command)(args)
     except ConfigError as e:
-        print(f"tinycnn: error: {named_option(e)}", file=sys.stderr)
+        print(f"tinycnn: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except UnknownModelError as e:
         print(f"tinycnn: error: {e}", file=sys.stderr)

@@ -69,12 +69,14 @@ def train(args: argparse.Namespace) -> int:
     try:
         record = train_run(cfg, folder, data, str(source), progress, resume)
     except KeyboardInterrupt:
+        progress.close()
         saved = (folder / records.CHECKPOINT).exists()
         print("tinycnn: interrupted; " + (f"resume with: tinycnn train --resume {folder}" if saved
                                           else "no epoch had finished, so there is nothing to resume"),
               file=sys.stderr)
         return EXIT_INTERRUPTED
     except Diverged as d:
+        progress.close()
         print(f"tinycnn: error: {d}; the history so far is in {folder / records.METRICS}", file=sys.stderr)
         return EXIT_DIVERGED
     finally:

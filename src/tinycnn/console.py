@@ -26,8 +26,9 @@ class TrainProgress(Events):
         self.epochs, self.evaluated_on, self.quiet, self.bar = epochs, evaluated_on, quiet, None
 
     def epoch_start(self, epoch: int, steps: int) -> None:
+        # disable=None: a bar on a terminal only, never into a log or a pipe
         self.bar = tqdm(total=steps, desc=f"epoch {epoch}/{self.epochs}", unit="step", leave=False,
-                        dynamic_ncols=True, disable=self.quiet)
+                        dynamic_ncols=True, disable=True if self.quiet else None)
 
     def step(self, step: int, loss: float, acc: float) -> None:
         self.bar.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.2f}%", refresh=False)
@@ -46,7 +47,7 @@ class RunProgress:
     """`tinycnn run`: one bar over every step of every seed, and each seed's epoch lines."""
 
     def __init__(self, total_steps: int, description: str, evaluated_on: str):
-        self.bar = tqdm(total=total_steps, unit="step", dynamic_ncols=True, desc=description)
+        self.bar = tqdm(total=total_steps, unit="step", dynamic_ncols=True, desc=description, disable=None)
         self.evaluated_on = evaluated_on
 
     def __call__(self, seed: int, payload: tuple) -> None:
@@ -54,7 +55,7 @@ class RunProgress:
         if kind == "steps":
             self.bar.update(value)
         else:
-            self.bar.write(f"seed {seed} " + epoch_line(value, self.evaluated_on))
+            tqdm.write(f"seed {seed} " + epoch_line(value, self.evaluated_on))
 
     def close(self) -> None:
         self.bar.close()

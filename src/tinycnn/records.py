@@ -103,7 +103,8 @@ def load_checkpoint(folder: Path) -> dict:
     """The training state saved after the last finished epoch; DataError if missing or damaged."""
     path = Path(folder) / CHECKPOINT
     if not path.is_file():
-        raise DataError(f"{folder}: no {CHECKPOINT} to resume from (is this a tinycnn run folder?)")
+        raise ConfigError(f"{folder}: no {CHECKPOINT} to resume from (not a tinycnn run folder, or no epoch "
+                          f"had finished)")
     try:
         state = torch.load(path, weights_only=True)  # tensors and plain containers only: no code
         state["config"] = upgrade_config(state["config"])

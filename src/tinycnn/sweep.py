@@ -10,6 +10,7 @@ A sweep file (TOML) declares:
                 or {float = [lo, hi], log = false}; names are layout placeholders or TrainConfig keys
   study, storage  the Optuna study name and storage URL (SQLite file by default, so a sweep can
                 stop and resume; a PostgreSQL URL lets several machines share one study)
+The study and its storage (SQLite, or PostgreSQL across machines): storage.py.
 A trial's score is the challenge's (challenge.score) on the validation split. Hopeless trials are
 pruned (median rule) after `prune_warmup` epochs; a diverged trial is pruned and marked. Workers
 are single-thread processes (parallel.py) sharing the study through its storage. This module
@@ -34,6 +35,7 @@ from .data import find_mnist, load_mnist
 from .engine import Events, fit, model_for
 from .errors import ConfigError, Diverged
 from .model import count_parameters
+from . import storage
 from .parallel import run_tasks
 
 # Optuna marks heartbeats, trial retries and PED-ANOVA "experimental": stable here, and noisy.
@@ -143,19 +145,12 @@ def objective(trial, sweep: Sweep, data) -> float:
 
 
 def open_study(sweep: Sweep, worker: int = 0):
-    if sweep.storage.startswith("sqlite:///"):
-        Path(sweep.storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    storage = optuna.storages.RDBStorage(
-        sweep.storage, heartbeat_interval=sweep.heartbeat, grace_period=sweep.grace_period,
-        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
-        engine_kwargs={"connect_args": {"timeout": 60}} if sweep.storage.startswith("sqlite") else None)
-    return optuna.create_study(
-        study_name=sweep.study, storage=storage, direction="maximize", load_if_exists=True,
-        # Every process needs its own sampler seed: two processes with one seed and one history
-        # propose the same trials. constant_liar keeps parallel workers off each other's points.
-        sampler=optuna.samplers.TPESampler(seed=sweep.sampler_seed + 1000 * worker + os.getpid() % 1000,
-                                           n_startup_trials=8, constant_liar=True),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=sweep.prune_warmup))
+    # Every process needs its own sampler seed: two processes with one seed and one history
+    # propose the same trials. constant_liar keeps parallel workers off each other's points.
+    sampler = optuna.samplers.TPESampler(seed=sweep.sampler_seed + 1000 * worker + os.getpid() % 1000,
+                                         n_startup_trials=8, constant_liar=True)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=sweep.prune_warmup)
+    return storage.open_study(sweep, sampler, pruner)
 
 
 def finished(study) -> int:
@@ -182,7 +177,8 @@ def run_sweep(path: str | Path, trials: int, workers: int = 1, data_dir=None, lo
     if not study.get_trials(deepcopy=False):
         for point in sweep.enqueue:  # hand-picked start points; unspecified dimensions are sampled
             study.enqueue_trial(point, skip_if_exists=True)
-    log(f"study {sweep.study!r} in {sweep.storage}: {finished(study)} finished trials, target {trials}")
+    log(f"study {sweep.study!r} in {storage.label(sweep.storage)}: {finished(study)} finished trials, "
+        f"target {trials}")
     if workers <= 1:
         sweep_worker(str(path), trials, 0, data_dir)
     else:
@@ -191,13 +187,6 @@ def run_sweep(path: str | Path, trials: int, workers: int = 1, data_dir=None, lo
 
 
 # ---------------------------------------------------------------------------- summary
-def load_finished_study(sweep: Sweep):
-    """The study, read only: no table creation or migration, so reading never touches the database."""
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    storage = optuna.storages.RDBStorage(sweep.storage, skip_table_creation=True, skip_compatibility_check=True)
-    return optuna.load_study(study_name=sweep.study, storage=storage)
-
-
 @dataclass
 class TrialSummary:
     number: int
@@ -230,7 +219,7 @@ def summarise(trial, sweep: Sweep) -> TrialSummary:
 
 def study_summary(sweep: Sweep, importances: bool = True) -> StudySummary:
     """What a study holds, as data for its report page and for report texts."""
-    study = load_finished_study(sweep)
+    study = storage.load_study(sweep)
     trials = study.get_trials(deepcopy=False)
     complete = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: -t.value)
     pruned = [t for t in trials if t.state == TrialState.PRUNED]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..data import load_mnist
 from ..engine import split_for
+from ..errors import ConfigError
 from ..experiment import Experiment, load_experiments
 from ..files import read_json, write_text
 from ..sweep import Sweep, load_sweep, study_summary
@@ -68,7 +69,11 @@ def write_all(experiments_dir: Path = Path("experiments"), reports_dir: Path = P
               readme: Path = Path("README.md"), data_dir=None, out_dir: Path | None = None) -> list[Path]:
     """Regenerate every report and the README's blocks from committed data; returns written paths."""
     out_dir = out_dir or reports_dir
+    if not readme.is_file():
+        raise ConfigError(f"{readme}: no such README (its generated blocks are rewritten)")
     library = Library(experiments_dir, reports_dir)
+    if not library.experiments:
+        raise ConfigError(f"{experiments_dir}: no experiment files (*.toml) to report on")
     measured = [m for e in library.experiments if (m := library.measure(e.name))]
     facts = {m.exp.name: experiment_facts(m.stats) for m in measured}
     book = library.fact_book()

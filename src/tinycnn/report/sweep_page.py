@@ -9,6 +9,7 @@ from optuna.trial import TrialState
 from ..config import repo_path
 from ..files import write_text
 from ..plots import plot_importances, plot_sweep_frontier
+from ..storage import label
 from ..sweep import StudySummary
 from .template import render
 
@@ -70,7 +71,7 @@ def write_sweep_page(summary: StudySummary, out_dir: Path) -> Path:
     if has_importances:
         plot_importances(summary.importances, out_dir / f"{sweep.study}_importance.png")
     page = render("sweep.md", title=sweep.title, file=repo_path(sweep.path), study=sweep.study,
-                  storage=sweep.storage, trials=trial_counts(summary), pruned_when=pruned_when(summary),
+                  storage=label(sweep.storage), trials=trial_counts(summary), pruned_when=pruned_when(summary),
                   rows=best_rows(summary), importances=importance_text(summary),
                   importance_figure=f"\n![importance]({sweep.study}_importance.png)\n" if has_importances else "")
     return write_text(out_dir / f"{sweep.study}.md", page)
