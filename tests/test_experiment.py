@@ -80,3 +80,14 @@ def test_parallel_seeds_equal_seeds_run_alone(mnist, tmp_path):
     # other settings in the same folder are refused unless forced
     with pytest.raises(ConfigError, match="seed 0 trained with other settings \\(lr\\)"):
         run_experiment(exp, cfg.replace(lr=0.2), [0], tmp_path, workers=1)
+
+
+def test_committed_experiment_files_spell_out_every_setting():
+    """A later change of TrainConfig's defaults must not change what a committed experiment claims."""
+    import dataclasses
+    import tomllib
+    settings = {f.name for f in dataclasses.fields(TrainConfig)} - {"seed"}
+    for path in sorted((ROOT / "experiments").glob("*.toml")):
+        if not path.name.endswith("_sweep.toml"):
+            missing = settings - set(tomllib.loads(path.read_text())["train"])
+            assert not missing, f"{path.name} leaves {sorted(missing)} to the defaults"

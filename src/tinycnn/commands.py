@@ -29,6 +29,7 @@ from .report import write_all, write_experiment_report
 from .report.sweep_page import write_sweep_page
 from .runner import prepare_folder, train_run
 from .sweep import load_sweep, run_sweep, study_summary
+from .weights import ship
 
 
 # ---------------------------------------------------------------------------- train
@@ -109,7 +110,13 @@ def run(args: argparse.Namespace) -> int:
     for seed, record in found.items():
         print(f"seed {seed}: " + ("DIVERGED" if record["status"] == "diverged" else scored_line(record["history"])))
     if report_folder is not None and not args.validate:
-        print(f"report: {write_experiment_report(exp, report_folder.parent, data_dir=args.data_dir)}")
+        if records.read_seeds(folder, exp.seeds) is None:
+            print(f"report: waits for the other seeds of {exp.path} ({', '.join(map(str, exp.seeds))})")
+        else:
+            print(f"report: {write_experiment_report(exp, report_folder.parent, data_dir=args.data_dir)}")
+            first = records.seed_run_folder(folder, exp.seeds[0])
+            if (first / records.WEIGHTS).exists():  # the shipped model: the first seed, in models/ beside reports/
+                print(f"weights: {ship(exp.name, first, folder.parent.parent / 'models')}")
     print(f"wall time {time.perf_counter() - start:.0f}s for {len(seeds)} seeds")
     diverged = [seed for seed, record in found.items() if record["status"] == "diverged"]
     if diverged:

@@ -50,9 +50,9 @@ def upgrade_config(config: dict) -> dict:
 
 
 def upgrade(record: dict) -> dict:
-    """A metrics record of any format as format 2."""
+    """A metrics record of any format as format 2 (settings it predates filled in as they were)."""
     if record.get("format", 1) == FORMAT:
-        return record
+        return {**record, "config": upgrade_config(record["config"])}
     renamed = {"test_loss": "eval_loss", "test_acc": "eval_acc"}
     history = [{renamed.get(k, k): v for k, v in r.items()} for r in record["history"]]
     config = upgrade_config(record["config"])

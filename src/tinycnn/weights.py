@@ -94,6 +94,11 @@ def resolve(spec: str) -> Path:
                       f"nor a weights file")
 
 
+def ship(experiment: str, run_folder: Path, models_dir: Path) -> Path:
+    """Copy a finished run's weights to <models_dir>/<experiment>.safetensors, the shipped copy."""
+    return write_bytes(Path(models_dir) / f"{experiment}.safetensors", (Path(run_folder) / WEIGHTS).read_bytes())
+
+
 def load_model(spec: str) -> Weights:
     """`load_weights(resolve(spec))`: what evaluate, predict, export and the demo take."""
     return load_weights(resolve(spec))
