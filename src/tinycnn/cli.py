@@ -121,7 +121,31 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "when --trials is not given)")
     sweep.add_argument("--out", default="reports/sweeps", help="folder for the study report")
     sweep.add_argument("--data-dir", help="MNIST folder (see train)")
+
+    evaluate = sub.add_parser("evaluate", help="test accuracy, per-class accuracy, confusion matrix and "
+                                               "misclassified images of a trained model")
+    evaluate.add_argument("model", help=MODEL_HELP)
+    evaluate.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    evaluate.add_argument("--out", help="folder for confusion.png and misclassified.png (default: runs/evaluate-<model>)")
+    evaluate.add_argument("--data-dir", help="MNIST folder (see train)")
+
+    predict = sub.add_parser("predict", help="read digits from your own pictures (PNG, JPEG, ...)")
+    predict.add_argument("model", help=MODEL_HELP)
+    predict.add_argument("images", nargs="+", metavar="IMAGE", help="picture files, one digit each")
+    predict.add_argument("--json", action="store_true",
+                         help="print a JSON list of {file, prediction, probabilities}")
+    predict.add_argument("--show", metavar="DIR", help="save the 28x28 input the model saw beside each picture")
+
+    export = sub.add_parser("export", help="export a trained model to ONNX, int8 ONNX or dependency-free C")
+    export.add_argument("model", help=MODEL_HELP)
+    export.add_argument("--format", required=True, choices=("onnx", "int8", "c"), help="what to write")
+    export.add_argument("--weights", default="fp32", choices=("fp32", "int8"), help="C only: weight precision")
+    export.add_argument("--out", required=True, help="folder to write into")
+    export.add_argument("--data-dir", help="MNIST folder (the export is checked on the test images)")
     return parser
+
+
+MODEL_HELP = "a registered model name (its shipped weights, e.g. Model_3), a run folder, or a weights file"
 
 
 def named_option(error: ConfigError) -> str:

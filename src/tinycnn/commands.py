@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from datetime import datetime
@@ -20,16 +21,20 @@ from .config import TrainConfig
 from .console import RunProgress, TrainProgress, scored_line
 from .data import find_mnist, load_mnist
 from .engine import model_for
-from .errors import EXIT_DIVERGED, EXIT_INTERRUPTED, ConfigError, Diverged
+from .errors import EXIT_DATA, EXIT_DIVERGED, EXIT_INTERRUPTED, ConfigError, DataError, Diverged
 from .experiment import default_folder, load_experiment, run_config, run_experiment
 from .files import write_json, write_text
 from .model import MODELS, build_model, count_parameters, model_info
 from .parallel import default_workers
 from .report import write_all, write_experiment_report
 from .report.sweep_page import write_sweep_page
-from .runner import prepare_folder, train_run
+from .runner import prepare_folder, train_run, writable_folder
+from .export import export as export_model
+from .inference import assess, probabilities
+from .plots import plot_confusion, plot_misclassified, save_seen_input
+from .preprocess import preprocess_rgba, read_picture
 from .sweep import load_sweep, run_sweep, study_summary
-from .weights import ship
+from .weights import load_model, ship
 
 
 # ---------------------------------------------------------------------------- train
@@ -165,4 +170,63 @@ def summary(args: argparse.Namespace) -> int:
         print(f"wrote {write_text(args.markdown, page)}")
     else:
         print(model_tables_text(model))
+    return 0
+
+
+# ---------------------------------------------------------------------------- using a trained model
+def evaluate(args: argparse.Namespace) -> int:
+    weights = load_model(args.model)
+    data = load_mnist(source=find_mnist(args.data_dir))
+    result = assess(weights, data)
+    out = Path(args.out or f"runs/evaluate-{Path(args.model).stem if not Path(args.model).is_dir() else Path(args.model).name}")
+    plot_confusion(result.confusion, out / "confusion.png", f"{weights.name}: test accuracy {result.accuracy:.2f}%")
+    plot_misclassified(data.test_images, result.misclassified, out / "misclassified.png",
+                       f"{weights.name}: {len(result.misclassified)} misclassified test images (true -> predicted; first 40)")
+    if args.json:
+        print(json.dumps({"model": weights.name, "weights": str(weights.path), **result.as_dict()}))
+        return 0
+    print(f"{weights.name} ({weights.path}): test accuracy {result.accuracy:.2f}%, loss {result.loss:.4f}, "
+          f"{len(result.misclassified)} of {len(data.test_labels):,} misclassified")
+    print("per class: " + "  ".join(f"{d}: {a:.2f}%" for d, a in enumerate(result.per_class)))
+    print(f"wrote {out / 'confusion.png'} and {out / 'misclassified.png'}")
+    return 0
+
+
+def predict(args: argparse.Namespace) -> int:
+    weights = load_model(args.model)
+    results, failed = [], 0
+    for path in args.images:
+        try:
+            picture = read_picture(path)
+            seen = preprocess_rgba(picture)
+        except (DataError, ValueError) as e:
+            print(f"tinycnn: {path}: {e}" if isinstance(e, ValueError) else f"tinycnn: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        p = probabilities(weights, seen[None])[0]
+        results.append({"file": str(path), "prediction": int(p.argmax()), "probabilities": [float(v) for v in p]})
+        if args.show:
+            save_seen_input(picture, seen, Path(args.show) / f"{Path(path).stem}.seen.png")
+        if not args.json:
+            top = p.argsort()[::-1][:3]
+            print(f"{path}: {int(p.argmax())}   (" + ", ".join(f"{d}: {100 * p[d]:.1f}%" for d in top) + ")")
+    if args.json:
+        print(json.dumps(results))
+    return EXIT_DATA if failed else 0
+
+
+def export(args: argparse.Namespace) -> int:
+    weights = load_model(args.model)
+    out = Path(args.out)
+    writable_folder(out)
+    described = export_model(weights, args.format, out, load_mnist(source=find_mnist(args.data_dir)), args.weights)
+    for name, facts in described["files"].items():
+        print(f"wrote {out / name} ({facts['bytes']:,} bytes)")
+    if "test_accuracy" in described:
+        print(f"test accuracy of the exported model: {described['test_accuracy']:.2f}% (PyTorch: "
+              f"{described['pytorch_test_accuracy']:.2f}%; {described['predictions_equal_to_pytorch']:,} of 10,000 "
+              f"predictions equal; largest logit difference {described['largest_logit_difference']:.2g})")
+    else:
+        print(f"not checked: {described['c']['checked']}")
+    print(f"wrote {out / 'model.json'}")
     return 0

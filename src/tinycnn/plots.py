@@ -13,6 +13,8 @@ matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from PIL import Image  # noqa: E402
+
 from .challenge import TARGET  # noqa: E402
 from .files import atomic_path  # noqa: E402
 
@@ -143,3 +145,17 @@ def plot_confusion(matrix: np.ndarray, path: Path, title: str) -> None:
     fig.colorbar(image, ax=ax, label="errors")
     fig.tight_layout()
     save(fig, path, dpi=90)
+
+
+def save_seen_input(picture_rgba: np.ndarray, seen: np.ndarray, path: Path, height: int = 224) -> None:
+    """The picture as given (on white) beside the 28x28 input the model saw (enlarged 8x)."""
+    alpha = picture_rgba[..., 3:]
+    rgb = (picture_rgba[..., :3] * alpha + (1 - alpha)) * 255
+    original = Image.fromarray(np.clip(rgb + 0.5, 0, 255).astype(np.uint8))
+    original = original.resize((max(1, round(original.width * height / original.height)), height), Image.BILINEAR)
+    seen_big = Image.fromarray(seen).resize((height, height), Image.NEAREST).convert("RGB")
+    sheet = Image.new("RGB", (original.width + 16 + height, height), "white")
+    sheet.paste(original, (0, 0))
+    sheet.paste(seen_big, (original.width + 16, 0))
+    with atomic_path(path) as tmp:
+        sheet.save(tmp, format="PNG")

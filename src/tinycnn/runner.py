@@ -95,7 +95,7 @@ def train_run(cfg: TrainConfig, folder: Path, data: MNIST, data_source: str,
         raise
     final = record(result.history, "complete", misclassified=records.misclassified(result.predicted, result.labels))
     save_weights(folder / records.WEIGHTS, result.model, cfg.model, cfg.layout, cfg.dropout, mean, std,
-                 seed=cfg.seed, evaluated_on=final["evaluated_on"],
+                 seed=cfg.seed, channels_last=cfg.channels_last, evaluated_on=final["evaluated_on"],
                  eval_acc=result.history[-1]["eval_acc"])
     plot_history([result.history], folder / records.CURVES, title=f"{cfg.model}, seed {cfg.seed}")
     records.write_metrics(folder, final)  # last: "complete" promises that everything above is there

@@ -1,0 +1,178 @@
+"""Ship a trained model: ONNX (fp32), int8 ONNX, or dependency-free C (export_c.py).
+
+Every exported model takes raw pixels (0-255, 28x28, one channel) and does the training
+normalisation itself, so a caller never needs the mean and std. Each export is checked on the
+10,000 test images by running what was written (onnxruntime, or the compiled C), and described
+in model.json: model, parameters, MACs, input, normalisation, the test accuracy of the exported
+model, and the SHA-256 of every file written.
+
+int8 is static post-training quantisation with onnxruntime (QDQ, per-channel int8 weights, uint8
+activations), calibrated on training images only, never on test images.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quant_pre_process, quantize_static
+from torch import nn
+
+from . import export_c
+from .analysis import count_macs
+from .data import MNIST
+from .errors import ConfigError
+from .files import write_bytes, write_json
+from .model import count_parameters
+from .weights import Weights
+
+FORMATS = ("onnx", "int8", "c")
+CALIBRATION_IMAGES = 1000     # training images the int8 activation ranges are measured on
+CALIBRATION_SEED = 0
+INPUT = "pixels"
+
+
+class Deployable(nn.Module):
+    """Raw pixels in (N, 1, 28, 28, 0-255), logits out; with `feature_maps`, also every block's output."""
+
+    def __init__(self, model: nn.Module, mean: float, std: float, feature_maps: bool = False):
+        super().__init__()
+        self.model, self.mean, self.std, self.feature_maps = model, mean, std, feature_maps
+
+    def forward(self, pixels: torch.Tensor):
+        x = (pixels / 255.0 - self.mean) / self.std
+        if not self.feature_maps:
+            return self.model(x)
+        maps = []
+        for block in self.model.children():
+            x = block(x)
+            maps.append(x)
+        return (maps[-1], *maps[:-1])  # logits first, then each block's map in order
+
+
+def block_names(model: nn.Module) -> list[str]:
+    """The blocks whose outputs the demo shows (every block but the classifier head)."""
+    if not isinstance(model, nn.Sequential):
+        raise ConfigError("feature maps need a model built as a chain of named blocks (a TinyNet)")
+    return [name for name, _ in model.named_children()][:-1]
+
+
+def onnx_bytes(weights: Weights, feature_maps: bool = False) -> bytes:
+    """The model as one self-contained ONNX file (batch size free), without build noise or stack traces."""
+    deployable = Deployable(weights.model, weights.meta["mean"], weights.meta["std"], feature_maps).eval()
+    outputs = ["logits"] + (block_names(weights.model) if feature_maps else [])
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), quiet():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(deployable, (torch.zeros(1, 1, 28, 28),), input_names=[INPUT],
+                                    output_names=outputs, dynamic_shapes={"pixels": {0: torch.export.Dim("batch")}},
+                                    dynamo=True, verbose=False)
+        program.save(Path(tmp) / "model.onnx", external_data=False)
+        proto = onnx.load(Path(tmp) / "model.onnx")
+    for node in proto.graph.node:  # exporter provenance (source lines, stack traces): not part of the model
+        del node.metadata_props[:]
+    del proto.metadata_props[:]
+    proto.producer_name, proto.producer_version = "tinycnn", ""
+    return proto.SerializeToString()
+
+
+@contextlib.contextmanager
+def quiet():
+    """The exporter reports its progress on stdout and through logging; a user sees our lines only."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+class Calibration(CalibrationDataReader):
+    def __init__(self, images: np.ndarray, batch: int = 100):
+        self.batches = iter([{INPUT: images[i:i + batch]} for i in range(0, len(images), batch)])
+
+    def get_next(self):
+        return next(self.batches, None)
+
+
+def calibration_images(data: MNIST) -> np.ndarray:
+    """A fixed random sample of training images (never test images), as the model's input."""
+    pick = np.random.default_rng(CALIBRATION_SEED).choice(len(data.train_images), CALIBRATION_IMAGES, replace=False)
+    return data.train_images[np.sort(pick)].astype(np.float32)[:, None]
+
+
+def int8_bytes(fp32: bytes, data: MNIST) -> bytes:
+    with tempfile.TemporaryDirectory() as tmp, quiet():
+        src, pre, out = (Path(tmp) / name for name in ("fp32.onnx", "pre.onnx", "int8.onnx"))
+        src.write_bytes(fp32)
+        quant_pre_process(str(src), str(pre))
+        quantize_static(str(pre), str(out), Calibration(calibration_images(data)), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        return out.read_bytes()
+
+
+def onnx_logits(model: bytes | Path, images: np.ndarray) -> np.ndarray:
+    """Logits of an ONNX model (bytes or file) on uint8 images (N, 28, 28), on one CPU thread."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), options,
+                                   providers=["CPUExecutionProvider"])
+    batches = [session.run(["logits"], {INPUT: images[i:i + 1000].astype(np.float32)[:, None]})[0]
+               for i in range(0, len(images), 1000)]
+    return np.concatenate(batches)
+
+
+@torch.inference_mode()
+def torch_logits(weights: Weights, images: np.ndarray) -> np.ndarray:
+    deployable = Deployable(weights.model, weights.meta["mean"], weights.meta["std"]).eval()
+    return np.concatenate([deployable(torch.from_numpy(images[i:i + 1000]).float()[:, None]).numpy()
+                           for i in range(0, len(images), 1000)])
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def export(weights: Weights, fmt: str, out_dir: Path, data: MNIST, c_weights: str = "fp32") -> dict:
+    """Write `fmt` into `out_dir`, check it on the test images, write model.json; returns model.json's content."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    images, labels = data.test_images, data.test_labels
+    reference = torch_logits(weights, images)
+    if fmt == "c":
+        files, checked = export_c.export(weights, out_dir, c_weights, images)
+    else:
+        model = onnx_bytes(weights)
+        if fmt == "int8":
+            model = int8_bytes(model, data)
+        name = "model.onnx" if fmt == "onnx" else "model.int8.onnx"
+        files = {name: write_bytes(out_dir / name, model)}
+        checked = {"logits": onnx_logits(model, images)}
+    described = {
+        "model": weights.name, "format": fmt if fmt != "c" else f"c ({c_weights} weights)",
+        "parameters": count_parameters(weights.model), "macs_per_image": count_macs(weights.model),
+        "input": {"shape": [1, 28, 28], "pixels": "0-255 (uint8 for C, float32 for ONNX), row-major, white on black"},
+        "normalisation": {"mean": weights.meta["mean"], "std": weights.meta["std"], "applied": "inside the model"},
+        "source_weights": {"file": str(weights.path), "sha256": sha256(Path(weights.path).read_bytes())},
+        "files": {name: {"bytes": path.stat().st_size, "sha256": sha256(path.read_bytes())} for name, path in files.items()},
+    }
+    if "logits" in checked:
+        logits = checked["logits"]
+        described["test_accuracy"] = float(100.0 * (logits.argmax(1) == labels).mean())
+        described["pytorch_test_accuracy"] = float(100.0 * (reference.argmax(1) == labels).mean())
+        described["predictions_equal_to_pytorch"] = int((logits.argmax(1) == reference.argmax(1)).sum())
+        described["largest_logit_difference"] = float(np.abs(logits - reference).max())
+    described.update({k: v for k, v in checked.items() if k != "logits"})
+    write_json(out_dir / "model.json", described)
+    return described

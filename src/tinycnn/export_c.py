@@ -1,0 +1,299 @@
+"""Dependency-free C99 for a trained straight-chain model: tinycnn_model.c and tinycnn_model.h.
+
+    int tinycnn_predict(const uint8_t image[784], float logits[10]);
+
+takes raw 0-255 pixels in row-major order, normalises them as in training, writes the ten logits
+and returns the predicted digit. Batch norm is folded into the convolution before it; weights are
+`const` arrays (fp32 as exact hex-float literals, or int8 with one float scale per output channel);
+activations ping-pong between two static float buffers: no malloc, no library beyond <stdint.h>.
+The layer plan comes from tracing the model (analysis.trace_leaf_calls), so any straight chain
+of convolutions, batch norms, ReLUs, max pools, global average pooling and linear layers works;
+anything else is refused with a clear message.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from .analysis import NotAChainError, check_chain, count_macs, square, trace_leaf_calls
+from .errors import ConfigError
+from .files import write_text
+from .weights import Weights
+
+CFLAGS = ["-O2", "-std=c99", "-Wall", "-Wextra", "-Werror"]
+SKIPPED = (nn.Dropout, nn.Dropout2d, nn.Identity, nn.Flatten)
+
+
+@dataclass
+class Layer:
+    kind: str                  # conv | maxpool | gap | linear
+    shape_in: tuple            # (C, H, W)
+    shape_out: tuple
+    kernel: int = 1
+    stride: int = 1
+    padding: int = 0
+    weight: np.ndarray | None = None   # conv (Cout, Cin, k, k) / linear (out, in), batch norm folded in
+    bias: np.ndarray | None = None
+    relu: bool = False
+    name: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def fold(weight: np.ndarray, bias: np.ndarray, bn: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
+    """conv then BN(eval) as one conv: w' = w * g / sqrt(v + eps), b' = (b - m) * g / sqrt(v + eps) + beta."""
+    scale = (bn.weight / (bn.running_var + bn.eps).sqrt()).detach().double().numpy()
+    return (weight.astype(np.float64) * scale[:, None, None, None],
+            (bias.astype(np.float64) - bn.running_mean.double().numpy()) * scale + bn.bias.detach().double().numpy())
+
+
+def plan(model: nn.Module) -> list[Layer]:
+    """The model as C layers, in execution order; ConfigError for what C cannot express here."""
+    calls = trace_leaf_calls(model, (1, 28, 28))
+    try:
+        check_chain(calls)
+    except NotAChainError as e:
+        raise ConfigError(f"C export: straight-chain models only ({e})") from None
+    layers: list[Layer] = []
+    for call in calls[1:]:
+        module, shape_in, shape_out = call.module, tuple(call.input.shape[1:]), tuple(call.output.shape[1:])
+        if isinstance(module, nn.Conv2d):
+            if module.groups != 1 or module.dilation != (1, 1) or module.kernel_size[0] != module.kernel_size[1] \
+                    or isinstance(module.padding, str) or module.padding[0] != module.padding[1]:
+                raise ConfigError(f"C export: conv {call.name} needs square kernels, no groups, no dilation")
+            bias = module.bias.detach().numpy() if module.bias is not None else np.zeros(module.out_channels)
+            layers.append(Layer("conv", shape_in, shape_out, module.kernel_size[0], module.stride[0],
+                                module.padding[0], module.weight.detach().numpy(), bias, name=call.name))
+        elif isinstance(module, nn.BatchNorm2d) and layers and layers[-1].kind == "conv" and not layers[-1].relu:
+            layers[-1].weight, layers[-1].bias = fold(layers[-1].weight, layers[-1].bias, module)
+        elif isinstance(module, nn.ReLU) and layers and layers[-1].kind in ("conv", "linear"):
+            layers[-1].relu = True
+        elif isinstance(module, nn.MaxPool2d) and module.padding == 0 and module.dilation == 1:
+            kernel = square(module.kernel_size, "kernel", call.name)
+            layers.append(Layer("maxpool", shape_in, shape_out, kernel,
+                                square(module.stride or kernel, "stride", call.name), name=call.name))
+        elif isinstance(module, nn.AdaptiveAvgPool2d) and shape_out[-2:] == (1, 1):
+            layers.append(Layer("gap", shape_in, shape_out, name=call.name))
+        elif isinstance(module, nn.Linear):
+            bias = module.bias.detach().numpy() if module.bias is not None else np.zeros(module.out_features)
+            layers.append(Layer("linear", shape_in, shape_out, weight=module.weight.detach().numpy(), bias=bias,
+                                name=call.name))
+        elif not isinstance(module, SKIPPED):
+            raise ConfigError(f"C export: layer {call.name} ({type(module).__name__}) has no C translation here")
+    if int(np.prod(layers[-1].shape_out)) != 10:
+        raise ConfigError("C export: the model must end in 10 logits")
+    return layers
+
+
+def literal(values: np.ndarray, kind: str) -> str:
+    """A C initialiser: float32 values as exact hex literals, or int8 integers, eight to a line."""
+    flat = values.reshape(-1)
+    items = [f"{float(np.float32(v)).hex()}f" for v in flat] if kind == "float" else [str(int(v)) for v in flat]
+    return ",\n".join("    " + ", ".join(items[i:i + 8]) for i in range(0, len(items), 8))
+
+
+def quantise(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """int8 weights with one scale per output channel: w ~ q * scale, q in [-127, 127]."""
+    peak = np.abs(weight.reshape(len(weight), -1)).max(1)
+    scale = np.where(peak > 0, peak / 127.0, 1.0)
+    q = np.clip(np.rint(weight / scale.reshape(-1, *[1] * (weight.ndim - 1))), -127, 127).astype(np.int8)
+    return q, scale.astype(np.float32)
+
+
+RUNTIME = {  # emitted only when the model uses them (-Wall refuses unused static functions)
+    "buffers": """static float buffer_a[TINYCNN_BUFFER_FLOATS], buffer_b[TINYCNN_BUFFER_FLOATS];
+""",
+    "conv": """
+/* out[co][y][x] = bias[co] + sum over ci, ky, kx of w[co][ci][ky][kx] * in[ci][y*s+ky-p][x*s+kx-p]
+   (a linear layer is the 1x1 case on a 1x1 map); int8 weights are multiplied by their channel's scale */
+static void conv(const float *in, float *out, const WEIGHT_T *w, const float *scale, const float *bias,
+                 int cin, int h, int wd, int cout, int k, int s, int p, int oh, int ow, int relu) {
+    int co, ci, y, x, ky, kx;
+    (void)scale; /* unused with fp32 weights */
+    for (co = 0; co < cout; co++) {
+        for (y = 0; y < oh; y++) {
+            for (x = 0; x < ow; x++) {
+                float acc = 0.0f;
+                for (ci = 0; ci < cin; ci++) {
+                    for (ky = 0; ky < k; ky++) {
+                        int iy = y * s + ky - p;
+                        if (iy < 0 || iy >= h) continue;
+                        for (kx = 0; kx < k; kx++) {
+                            int ix = x * s + kx - p;
+                            if (ix < 0 || ix >= wd) continue;
+                            acc += (float)w[((co * cin + ci) * k + ky) * k + kx] * in[(ci * h + iy) * wd + ix];
+                        }
+                    }
+                }
+                acc = SCALED(acc, scale, co) + bias[co];
+                out[(co * oh + y) * ow + x] = (relu && acc < 0.0f) ? 0.0f : acc;
+            }
+        }
+    }
+}
+""",
+    "maxpool": """
+static void maxpool(const float *in, float *out, int c, int h, int wd, int k, int s, int oh, int ow) {
+    int ch, y, x, ky, kx;
+    for (ch = 0; ch < c; ch++)
+        for (y = 0; y < oh; y++)
+            for (x = 0; x < ow; x++) {
+                float best = in[(ch * h + y * s) * wd + x * s];
+                for (ky = 0; ky < k; ky++)
+                    for (kx = 0; kx < k; kx++) {
+                        float v = in[(ch * h + y * s + ky) * wd + x * s + kx];
+                        if (v > best) best = v;
+                    }
+                out[(ch * oh + y) * ow + x] = best;
+            }
+}
+""",
+    "gap": """
+static void global_average(const float *in, float *out, int c, int h, int wd) {
+    int ch, i;
+    for (ch = 0; ch < c; ch++) {
+        float sum = 0.0f;
+        for (i = 0; i < h * wd; i++) sum += in[ch * h * wd + i];
+        out[ch] = sum / (float)(h * wd);
+    }
+}
+""",
+}
+
+
+def source(layers: list[Layer], weights: Weights, kind: str) -> tuple[str, str, dict]:
+    """(tinycnn_model.c, tinycnn_model.h, facts: flash and RAM in bytes)."""
+    biggest = max(int(np.prod(layer.shape_out)) for layer in layers)
+    biggest = max(biggest, 28 * 28)
+    arrays, calls, flash = [], [], 0
+    src, dst = "buffer_a", "buffer_b"
+    for i, layer in enumerate(layers):
+        c, h, w = (layer.shape_in + (1, 1))[:3]
+        oc, oh, ow = (layer.shape_out + (1, 1))[:3]
+        if layer.kind in ("conv", "linear"):
+            weight = layer.weight if layer.kind == "conv" else layer.weight.reshape(*layer.weight.shape, 1, 1)
+            k = weight.shape[-1]
+            if kind == "int8":
+                q, scale = quantise(weight)
+                arrays += [f"static const int8_t W{i}[{q.size}] = {{\n{literal(q, 'int')}\n}};",
+                           f"static const float S{i}[{scale.size}] = {{\n{literal(scale, 'float')}\n}};"]
+                flash += q.size + 4 * scale.size
+            else:
+                arrays.append(f"static const float W{i}[{weight.size}] = {{\n{literal(weight, 'float')}\n}};")
+                flash += 4 * weight.size
+            arrays.append(f"static const float B{i}[{layer.bias.size}] = {{\n{literal(layer.bias, 'float')}\n}};")
+            flash += 4 * layer.bias.size
+            scale_ref = f"S{i}" if kind == "int8" else "0"
+            cin = c if layer.kind == "conv" else int(np.prod(layer.shape_in))
+            calls.append(f"    conv({src}, {dst}, W{i}, {scale_ref}, B{i}, {cin}, {h}, {w}, {oc}, {k}, "
+                         f"{layer.stride}, {layer.padding}, {oh}, {ow}, {int(layer.relu)}); /* {layer.name} */")
+        elif layer.kind == "maxpool":
+            calls.append(f"    maxpool({src}, {dst}, {c}, {h}, {w}, {layer.kernel}, {layer.stride}, {oh}, {ow});"
+                         f" /* {layer.name} */")
+        else:
+            calls.append(f"    global_average({src}, {dst}, {c}, {h}, {w}); /* {layer.name} */")
+        src, dst = dst, src
+    mean, std = np.float32(weights.meta["mean"]), np.float32(weights.meta["std"])
+    header = HEADER.format(model=weights.name)
+    weight_type = "int8_t" if kind == "int8" else "float"
+    scaled = "((acc) * (scale)[co])" if kind == "int8" else "(acc)"
+    code = "\n".join([
+        f"/* {weights.name} as C99 ({kind} weights), written by `tinycnn export --format c`. */",
+        '#include "tinycnn_model.h"', "",
+        f"#define TINYCNN_BUFFER_FLOATS {biggest}", f"#define WEIGHT_T {weight_type}",
+        f"#define SCALED(acc, scale, co) {scaled}", "",
+        *arrays, "", RUNTIME["buffers"],
+        *[RUNTIME[part] for part in ("conv", "maxpool", "gap")
+          if any(layer.kind == part or (part == "conv" and layer.kind == "linear") for layer in layers)],
+        "int tinycnn_predict(const uint8_t image[784], float logits[10]) {",
+        "    int i, best = 0;",
+        "    for (i = 0; i < 784; i++)",
+        f"        buffer_a[i] = ((float)image[i] / 255.0f - {float(mean).hex()}f) / {float(std).hex()}f;",
+        *calls,
+        "    for (i = 0; i < 10; i++) {",
+        f"        logits[i] = {src}[i];",
+        "        if (logits[i] > logits[best]) best = i;",
+        "    }",
+        "    return best;",
+        "}", ""])
+    facts = {"flash_bytes": flash, "largest_buffer_bytes": 4 * biggest, "static_ram_bytes": 2 * 4 * biggest}
+    return code, header, facts
+
+
+HEADER = """/* {model}: a tiny MNIST classifier, written by `tinycnn export --format c`. */
+#ifndef TINYCNN_MODEL_H
+#define TINYCNN_MODEL_H
+#include <stdint.h>
+
+/* image: 28x28 raw pixels (0-255, white digit on black, row-major); logits: the ten class scores.
+   Returns the predicted digit. Not reentrant: it uses two static buffers. */
+int tinycnn_predict(const uint8_t image[784], float logits[10]);
+
+#endif
+"""
+
+HARNESS = """#include <stdio.h>
+#include <time.h>
+#include "tinycnn_model.h"
+/* Reads 784-byte images from stdin until it ends; writes each one's digit (1 byte) and logits
+   (10 floats) to stdout; prints the seconds spent in tinycnn_predict to stderr. */
+int main(void) {
+    uint8_t image[784];
+    float logits[10];
+    double seconds = 0.0;
+    while (fread(image, 1, 784, stdin) == 784) {
+        clock_t start = clock();
+        uint8_t digit = (uint8_t)tinycnn_predict(image, logits);
+        seconds += (double)(clock() - start) / CLOCKS_PER_SEC;
+        fwrite(&digit, 1, 1, stdout);
+        fwrite(logits, sizeof(float), 10, stdout);
+    }
+    fprintf(stderr, "%.6f\\n", seconds);
+    return 0;
+}
+"""
+
+
+def compile_and_run(folder: Path, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """Build folder's C with a harness (cc, CFLAGS) and run `images` through it: (digits, logits,
+    seconds in tinycnn_predict). None when no C compiler is installed; CalledProcessError if the
+    code does not compile cleanly."""
+    compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "harness.c").write_text(HARNESS)
+        program = Path(tmp) / "harness"
+        subprocess.run([compiler, *CFLAGS, "-I", str(folder), str(folder / "tinycnn_model.c"),
+                        str(Path(tmp) / "harness.c"), "-o", str(program)], check=True, capture_output=True, text=True)
+        run = subprocess.run([str(program)], input=np.ascontiguousarray(images, dtype=np.uint8).tobytes(),
+                             capture_output=True, check=True)
+    out = np.frombuffer(run.stdout, dtype=np.uint8).reshape(len(images), 41)
+    logits = out[:, 1:].copy().view(np.float32)
+    return out[:, 0].astype(np.int64), logits, float(run.stderr.decode())
+
+
+def export(weights: Weights, out_dir: Path, kind: str, images: np.ndarray) -> tuple[dict, dict]:
+    """Write the C files; compile and run them on `images` when a compiler is there.
+    Returns ({file name: path}, checked facts with "logits" when it ran)."""
+    if kind not in ("fp32", "int8"):
+        raise ConfigError(f"--weights must be fp32 or int8, not {kind!r}")
+    code, header, facts = source(plan(weights.model), weights, kind)
+    files = {"tinycnn_model.c": write_text(out_dir / "tinycnn_model.c", code),
+             "tinycnn_model.h": write_text(out_dir / "tinycnn_model.h", header)}
+    facts["macs_per_image"] = count_macs(weights.model)
+    start = time.perf_counter()
+    ran = compile_and_run(out_dir, images)
+    if ran is None:
+        return files, {"c": {**facts, "checked": "no C compiler found: not compiled or run"}}
+    digits, logits, seconds = ran
+    facts.update(images_per_second_one_core=len(images) / seconds, checked=f"compiled with {' '.join(CFLAGS)}, "
+                 f"run on {len(images)} images in {time.perf_counter() - start:.1f}s",
+                 returned_digit_is_argmax=bool((digits == logits.argmax(1)).all()))
+    return files, {"logits": logits, "c": facts}
