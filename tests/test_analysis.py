@@ -53,6 +53,9 @@ def test_rf_skeleton_by_hand():
         (1, 1, 0, 1, 1, 1, 12, 12, 28, 28),  # 1x1 classifier
     ]
     assert rf_columns(build_model("Model_3")) == expected
+    # the centre of each layer's first cell: +1 per valid 3x3, +0.5 for the 2x2 pool, then +1 jump (2) per 3x3
+    starts = [row.start for row in receptive_field_table(build_model("Model_3"))]
+    assert starts == [0, 1, 2, 2, 2.5, 4.5, 6.5, 8.5, 13.5, 13.5]  # GAP's single cell: the image centre
     facts = receptive_field_facts(receptive_field_table(build_model("Model_3")))
     assert (facts.last_spatial_rf, facts.final_rf, facts.covers_input) == (18, 28, True)
 
@@ -64,6 +67,7 @@ def test_rf_padding_stride_and_dilation_by_hand():
         nn.Conv2d(4, 4, 3, padding=2, dilation=2),             # n 14, r 5 + 2*2*2 = 13
         nn.Conv2d(4, 4, 5, padding="same"),                    # n 14, r 13 + 4*2 = 21
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
+    assert [row.start for row in receptive_field_table(model)][1:3] == [0, 0]  # padding keeps cells on their pixel
     assert rf_columns(model) == [
         (3, 1, 1, 1, 28, 28, 1, 1, 1, 3),
         (3, 2, 1, 1, 28, 14, 1, 2, 3, 5),

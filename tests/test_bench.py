@@ -23,6 +23,7 @@ def test_bench_runs_every_part_and_writes_its_report(mnist, tmp_path):
     assert set(result["breakdown_ms"]) == {"batch + augmentation", "forward", "backward", "optimiser step"}
     assert {(r["batch"], r["threads"]) for r in result["scaling"]} == {(b, t) for b in (64, 128, 256, 512, 1024) for t in (1, 2)}
     assert [p["processes"] for p in result["processes"]] == [1, 2]
+    assert result["isa"]["pinned_kernels"] != "AVX512" and result["isa"]["native_img_s"][0] > 0  # the pin holds
     write_json(tmp_path / "bench.json", result)
     write_bench_page(json.loads((tmp_path / "bench.json").read_text()), tmp_path)
     assert json.loads((tmp_path / "bench.json").read_text())["model"] == "Model_3"

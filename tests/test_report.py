@@ -40,7 +40,8 @@ def made_up(name="x", epochs=15, scores=(99.5, 99.45, 99.3)) -> Measured:
 
 def test_result_block_lists_every_seed_and_who_holds():
     block = result_block(made_up(), experiment_facts(made_up().stats))
-    assert "Seeds holding >= 99.4% on each of the last 3 epochs: **2/3**" in block
+    assert "Seeds holding >= 99.4% on each of the last 3 epochs: **2/3**; 95% confidence interval" in block
+    assert "21-94%" in block and "multiply-accumulates per image: 900,000" in block
     rows = [line for line in block.splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert [row.split(" | ")[8] for row in rows] == ["yes", "yes", "no"]
     assert "120s for all 3 seeds with 2 parallel worker(s)" in block

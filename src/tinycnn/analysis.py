@@ -9,6 +9,10 @@ dilation d, from the input row n=28, j=1, r=1:
     n_out = floor((n_in + 2p - d(k-1) - 1) / s) + 1     spatial size
     j_out = j_in * s                                   jump: input pixels between neighbours
     r_out = r_in + d(k-1) * j_in                       receptive field in input pixels
+    start_out = start_in + (d(k-1)/2 - p) * j_in       centre of the first output cell's field,
+                                                       in input pixel indices (input: start 0)
+Output cell i of a layer sees the input pixels centred on start + i*j, r of them (clipped at the
+borders): the demo outlines exactly those.
 Layers are found in execution order with forward hooks on the leaf modules; each must read the
 tensor the previous one wrote, otherwise the model branches and no chain table is given.
 """
@@ -48,6 +52,7 @@ class RFRow:
     j_out: int
     r_in: int
     r_out: int
+    start: float
 
 
 COLUMNS = [name for name in RFRow.__dataclass_fields__]
@@ -144,16 +149,16 @@ def receptive_field_table(model: nn.Module, input_size: tuple[int, int, int] = (
     """One row for the input and one per spatial layer (conv, pool, global pool)."""
     calls = trace_leaf_calls(model, input_size)
     check_chain(calls)
-    n, j, r = input_size[-1], 1, 1
-    rows = [RFRow("input", 0, 0, 0, 0, n, n, j, j, r, r)]
+    n, j, r, start = input_size[-1], 1, 1, 0.0
+    rows = [RFRow("input", 0, 0, 0, 0, n, n, j, j, r, r, start)]
     for call in calls[1:]:
         geometry = layer_geometry(call, n)
         if geometry is None:
             continue
         k, s, p, d = geometry
         n_out = (n + 2 * p - d * (k - 1) - 1) // s + 1
-        j_out, r_out = j * s, r + d * (k - 1) * j
-        rows.append(RFRow(f"{call.name} {type(call.module).__name__}", k, s, p, d, n, n_out, j, j_out, r, r_out))
+        j_out, r_out, start = j * s, r + d * (k - 1) * j, start + (d * (k - 1) / 2 - p) * j
+        rows.append(RFRow(f"{call.name} {type(call.module).__name__}", k, s, p, d, n, n_out, j, j_out, r, r_out, start))
         n, j, r = n_out, j_out, r_out
     return rows
 
@@ -198,7 +203,7 @@ def table_cells(row: RFRow) -> list[str]:
     """The input row has no kernel, stride, padding or dilation: those cells stay empty."""
     values = asdict(row)
     blank = ("kernel", "stride", "padding", "dilation") if row.layer == "input" else ()
-    return ["" if c in blank else str(values[c]) for c in COLUMNS]
+    return ["" if c in blank else f"{values[c]:g}" if c == "start" else str(values[c]) for c in COLUMNS]
 
 
 def rf_table_markdown(rows: list[RFRow]) -> str:

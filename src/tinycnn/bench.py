@@ -15,6 +15,7 @@ renders it.
 """
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -159,6 +160,22 @@ def parallel_throughput(processes: int, batch: int, steps: int, data_dir) -> flo
 
 
 # ---------------------------------------------------------------------------- end-to-end runs
+ISA_LANE = ("import json, sys, torch; from tinycnn.bench import tinycnn_throughput; from tinycnn.config import "
+            "TrainConfig; from tinycnn.data import load_mnist; steps = int(sys.argv[1]); print(json.dumps("
+            "{'img_s': tinycnn_throughput(load_mnist(), 64, steps, TrainConfig()), "
+            "'kernels': torch.backends.cpu.get_cpu_capability()}))")
+
+
+def isa_throughput(native: bool, steps: int) -> dict:
+    """Single-thread training throughput in a fresh interpreter, with tinycnn's AVX2 pin or without
+    it (the CPU's own best kernels): the pin is read when torch is imported, so it needs a process."""
+    env = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")}
+    env["TINYCNN_NATIVE_ISA"] = "1" if native else "0"
+    run = subprocess.run([sys.executable, "-c", ISA_LANE, str(steps)], env=env, capture_output=True, text=True,
+                         check=True)
+    return json.loads(run.stdout)
+
+
 def timed_command(args: list[str], cwd: Path) -> float:
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "tinycnn.cli", *args], cwd=cwd, check=True,
@@ -204,6 +221,11 @@ def run_bench(out_dir: Path, data_dir=None, steps: int = 60, repeats: int = 3, f
                          for t in (1, 2) for b in (64, 128, 256, 512, 1024)]
     result["processes"] = [{"processes": p, "total_img_s": parallel_throughput(p, batch, steps, data_dir)}
                            for p in (1, 2)]
+
+    log("   the cost of same-numbers-everywhere: AVX2-pinned kernels against the CPU's own")
+    lanes = [(isa_throughput(False, steps), isa_throughput(True, steps)) for _ in range(repeats)]
+    result["isa"] = {"pinned_img_s": [p["img_s"] for p, _ in lanes], "native_img_s": [n["img_s"] for _, n in lanes],
+                     "pinned_kernels": lanes[0][0]["kernels"], "native_kernels": lanes[0][1]["kernels"]}
 
     log("4/4 evaluation throughput")
     result["eval_img_s"] = {"threads_1": eval_throughput(data, cfg, threads=1),

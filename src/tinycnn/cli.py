@@ -142,7 +142,28 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--weights", default="fp32", choices=("fp32", "int8"), help="C only: weight precision")
     export.add_argument("--out", required=True, help="folder to write into")
     export.add_argument("--data-dir", help="MNIST folder (the export is checked on the test images)")
+
+    check = sub.add_parser("export-check", help="export the step-3 seeds 0-4 and the frontier model to every "
+                                                "format and measure accuracy, size and speed (minutes)")
+    check.add_argument("--reports", default="reports", help="folder of the experiments' run folders")
+    check.add_argument("--out", default="reports/export", help="folder for exports.json")
+    check.add_argument("--data-dir", help="MNIST folder (see train)")
+
+    demo = sub.add_parser("demo", help="a page where you draw a digit and watch the network read it "
+                                       "(served on 127.0.0.1 only)")
+    demo.add_argument("--port", type=port_number, default=8000, help="port on 127.0.0.1 (0: any free one)")
+    demo.add_argument("--static", metavar="DIR", help="write a self-contained folder for any static host instead")
     return parser
+
+
+def port_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, not {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, not {text}")
+    return value
 
 
 MODEL_HELP = "a registered model name (its shipped weights, e.g. Model_3), a run folder, or a weights file"

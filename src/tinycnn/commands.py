@@ -29,12 +29,14 @@ from .parallel import default_workers
 from .report import write_all, write_experiment_report
 from .report.sweep_page import write_sweep_page
 from .runner import prepare_folder, train_run, writable_folder
+from . import demo as demo_page
 from .export import export as export_model
+from .export_check import check_exports
 from .inference import assess, probabilities
 from .plots import plot_confusion, plot_misclassified, save_seen_input
 from .preprocess import preprocess_rgba, read_picture
 from .sweep import load_sweep, run_sweep, study_summary
-from .weights import load_model, ship
+from .weights import load_model, ship, shipped_weights
 
 
 # ---------------------------------------------------------------------------- train
@@ -229,4 +231,26 @@ def export(args: argparse.Namespace) -> int:
     else:
         print(f"not checked: {described['c']['checked']}")
     print(f"wrote {out / 'model.json'}")
+    return 0
+
+
+def export_check(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    writable_folder(out)
+    result = check_exports(load_mnist(source=find_mnist(args.data_dir)), Path(args.reports), shipped_weights("Model_3"))
+    print(f"wrote {write_json(out / 'exports.json', result)}; `tinycnn report` renders it")
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    if args.static:
+        print(f"wrote {demo_page.build(Path(args.static))}: serve it with any static web server")
+        return 0
+    folder = demo_page.build(Path("build/demo"))
+    try:
+        demo_page.serve(folder, args.port, announce=lambda line: print(line, flush=True))
+    except OSError as e:
+        raise ConfigError(f"cannot serve on 127.0.0.1:{args.port}: {e.strerror or e}") from None
+    except KeyboardInterrupt:
+        print("tinycnn demo: stopped")
     return 0

@@ -8,6 +8,9 @@ driver psycopg 3: `pip install -e '.[postgres]'`).
   that at the same moment on an empty PostgreSQL database collide (`CREATE TYPE ... already
   exists`). Every worker therefore opens the storage under a PostgreSQL advisory lock: one at a
   time creates what is missing, the others find it there. SQLite serialises on its file lock.
+* Exactly the requested number of trials: a worker claims its next trial under a lock (a
+  PostgreSQL advisory lock, or a lock file beside a SQLite database), counting the finished and
+  the running ones, so N workers never start more trials between them than the target.
 * Each study records a fingerprint of the sweep file that made it (budget, layout, fixed training
   settings, search space); a worker started from another sweep file is refused, so two searches
   never mix their trials under one name.
@@ -16,6 +19,7 @@ driver psycopg 3: `pip install -e '.[postgres]'`).
 """
 from __future__ import annotations
 
+import fcntl
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,7 +29,8 @@ from sqlalchemy.engine import make_url
 
 from .errors import DataError
 
-SCHEMA_LOCK = 7_312_025  # any fixed number: the advisory lock every tinycnn worker takes to create tables
+SCHEMA_LOCK = 7_312_025  # any fixed numbers: the advisory locks tinycnn workers take to create tables
+CLAIM_LOCK = 7_312_026   # ... and to claim a trial
 
 
 def label(url: str) -> str:
@@ -42,21 +47,45 @@ def fingerprint(sweep) -> dict:
 
 
 @contextmanager
-def schema_lock(url: str):
-    """Hold PostgreSQL's advisory lock while the storage is opened (nothing to do for SQLite)."""
-    if not url.startswith("postgresql"):
-        yield
-        return
+def advisory_lock(url: str, key: int):
+    """Hold a PostgreSQL advisory lock (session level, on a connection of its own)."""
     engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
     try:
         with engine.connect() as connection:
-            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK})
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
             try:
                 yield
             finally:
-                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK})
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
     finally:
         engine.dispose()
+
+
+@contextmanager
+def schema_lock(url: str):
+    """PostgreSQL: one process at a time creates tables and studies (SQLite locks its file itself)."""
+    if url.startswith("postgresql"):
+        with advisory_lock(url, SCHEMA_LOCK):
+            yield
+    else:
+        yield
+
+
+@contextmanager
+def claim_lock(url: str):
+    """One worker at a time counts the trials and claims the next one (see the module docstring)."""
+    if url.startswith("postgresql"):
+        with one_line_errors(url), advisory_lock(url, CLAIM_LOCK):
+            yield
+    elif url.startswith("sqlite:///"):
+        with open(url.removeprefix("sqlite:///") + ".lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    else:
+        yield
 
 
 @contextmanager

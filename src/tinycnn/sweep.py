@@ -19,7 +19,9 @@ searches and summarises; the report side renders `study_summary`.
 from __future__ import annotations
 
 import os
+import socket
 import string
+import time
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -158,25 +160,62 @@ def finished(study) -> int:
 
 
 def sweep_worker(path: str, trials: int, worker: int, data_dir, messages=None) -> None:
-    """One worker process: keep taking trials until the study holds `trials` finished ones."""
+    """One worker process: claim and run trials until the study holds `trials` finished ones."""
     torch.set_num_threads(1)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     sweep = load_sweep(path)
     study = open_study(sweep, worker)
     data = load_mnist(source=find_mnist(data_dir))
-    stop = optuna.study.MaxTrialsCallback(trials, states=(TrialState.COMPLETE, TrialState.PRUNED))
-    if finished(study) < trials:
-        study.optimize(lambda t: objective(t, sweep, data), callbacks=[stop], gc_after_trial=False)
+    while (trial := claim(study, sweep, trials)) is not None:
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        run_trial(study, trial, sweep, data)
+
+
+def claim(study, sweep: Sweep, target: int):
+    """The next trial for this worker, or None once the study holds `target` finished trials.
+
+    Under the storage's claim lock, so workers never start more trials between them than the target
+    (Optuna's MaxTrialsCallback only stops a worker after its own trial, so they overshoot). A trial
+    whose worker died is failed once its heartbeat is older than the grace period, and queued again;
+    while the remaining trials run elsewhere, a worker waits in case one of them fails.
+    """
+    while True:
+        with storage.claim_lock(sweep.storage):
+            optuna.storages.fail_stale_trials(study)
+            states = Counter(t.state for t in study.get_trials(deepcopy=False))
+            done = states[TrialState.COMPLETE] + states[TrialState.PRUNED]
+            if done >= target:
+                return None
+            if done + states[TrialState.RUNNING] < target:
+                with warnings.catch_warnings():  # "heartbeat ... with Study.optimize": run_trial keeps it
+                    warnings.filterwarnings("ignore", message="Heartbeat of storage")
+                    return study.ask()  # a queued trial (start point or retry) first, else a new one
+        time.sleep(min(sweep.heartbeat, 5))
+
+
+def run_trial(study, trial, sweep: Sweep, data) -> None:
+    """Run one claimed trial with its heartbeat going, and record how it ended."""
+    # Optuna's own heartbeat thread (what study.optimize uses), so a killed worker's trial goes stale.
+    with optuna.storages._heartbeat.get_heartbeat_thread(trial._trial_id, study._storage):
+        try:
+            value = objective(trial, sweep, data)
+        except optuna.TrialPruned:
+            study.tell(trial, state=TrialState.PRUNED)
+            return
+        except BaseException:
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+    study.tell(trial, value)
 
 
 def run_sweep(path: str | Path, trials: int, workers: int = 1, data_dir=None, log=print) -> None:
     """Run (or resume) the study until it holds `trials` finished trials."""
     sweep = load_sweep(path)
     load_mnist(source=find_mnist(data_dir))  # fail fast, build the cache once
-    study = open_study(sweep)  # creates the study (and SQLite file) once, before workers race
-    if not study.get_trials(deepcopy=False):
-        for point in sweep.enqueue:  # hand-picked start points; unspecified dimensions are sampled
-            study.enqueue_trial(point, skip_if_exists=True)
+    study = open_study(sweep)
+    with storage.claim_lock(sweep.storage):  # another machine's worker may be starting too
+        if not study.get_trials(deepcopy=False):
+            for point in sweep.enqueue:  # hand-picked start points; unspecified dimensions are sampled
+                study.enqueue_trial(point, skip_if_exists=True)
     log(f"study {sweep.study!r} in {storage.label(sweep.storage)}: {finished(study)} finished trials, "
         f"target {trials}")
     if workers <= 1:

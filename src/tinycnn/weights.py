@@ -24,7 +24,8 @@ from .model import MODELS, build_model
 from .records import WEIGHTS
 
 META_KEY = "tinycnn"
-SHIPPED_DIR = Path(__file__).resolve().parents[2] / "models"  # the repository's models/ folder
+REPO_ROOT = Path(__file__).resolve().parents[2]  # the checkout this package runs from (src layout)
+SHIPPED_DIR = REPO_ROOT / "models"
 
 
 @dataclass

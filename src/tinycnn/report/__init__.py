@@ -17,6 +17,7 @@ from ..files import read_json, write_text
 from ..sweep import Sweep, load_sweep, study_summary
 from .bench_page import write_bench_page
 from .experiment_page import write_experiment_page
+from .export_page import use_block, write_export_page
 from .facts import FactBook, Measured, experiment_facts, load_measured
 from .readme import bench_summary, frontier_table, results_table, update_readme
 from .sweep_page import write_sweep_page
@@ -91,6 +92,11 @@ def write_all(experiments_dir: Path = Path("experiments"), reports_dir: Path = P
         written.append(write_sweep_page(library.summary(study), out_dir / "sweeps"))
     if "frontier" in facts:
         blocks["frontier"] = frontier_table(library.experiments, facts, reports_dir)
+    exports_json = reports_dir / "export" / "exports.json"
+    if exports_json.exists():
+        exports = read_json(exports_json)
+        written.append(write_export_page(exports, out_dir))
+        blocks["use"] = use_block(exports)
     target = out_dir / readme.name if out_dir != reports_dir else readme
     written.append(write_text(target, update_readme(readme, blocks)))
     return written

@@ -1,6 +1,7 @@
 """The benchmark's page, reports/bench/bench.md and bench.png, from the measurements in bench.json."""
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 from ..files import write_text
@@ -35,6 +36,18 @@ def processes(result: dict) -> str:
             + f" ({procs[2] / procs[1]:.2f}x for 2).")
 
 
+def isa(result: dict) -> str:
+    """The speed cost of pinning kernels to AVX2 (same numbers on every x86-64 CPU with AVX2)."""
+    if "isa" not in result:
+        return ""
+    i = result["isa"]
+    pinned, native = statistics.median(i["pinned_img_s"]), statistics.median(i["native_img_s"])
+    return (f"\n\nSame numbers on every x86-64 CPU: tinycnn pins oneDNN and ATen to AVX2 kernels (see the README). "
+            f"One thread, batch {result['batch']}, medians of {len(i['pinned_img_s'])} alternations in fresh "
+            f"processes: **{pinned:,.0f} img/s** pinned ({i['pinned_kernels']}) against **{native:,.0f} img/s** with "
+            f"this CPU's own kernels ({i['native_kernels']}): the pin costs {100 * (1 - pinned / native):.1f}% here.")
+
+
 def end_to_end(result: dict) -> str:
     if "full" not in result:
         return ""
@@ -54,7 +67,7 @@ def write_bench_page(result: dict, out_dir: Path) -> Path:
     page = render("bench.md", machine=result["machine"], gpu=result["gpu"] or NO_GPU, model=result["model"],
                   batch=result["batch"], steps=result["steps"], rounds=rounds(result),
                   ratio=f"{result['pipeline']['ratio']:.2f}", phases=phases(result), scaling=scaling(result),
-                  processes=processes(result),
+                  processes=processes(result) + isa(result),
                   evaluation=f"{e['threads_1']:.0f} img/s with 1 thread, {e['threads_2']:.0f} img/s with 2 "
                              f"(batches of 2000, `inference_mode`).",
                   end_to_end=end_to_end(result))

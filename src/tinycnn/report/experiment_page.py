@@ -18,7 +18,7 @@ from ..config import TrainConfig, repo_path
 from ..engine import model_for
 from ..experiment import Experiment
 from ..files import write_text
-from ..plots import plot_history, plot_misclassified
+from ..plots import plot_history, plot_misclassified, plot_seed_scores
 from .facts import FactBook, Measured, experiment_facts, pct
 from .template import render
 
@@ -35,11 +35,14 @@ def result_block(measured: Measured, facts: dict[str, str]) -> str:
     wall = (f"{stats.wall_seconds:.0f}s for all {len(stats.seeds)} seeds with {stats.workers or 'one per core'} "
             f"parallel worker(s)" if stats.wall_seconds else "not recorded")
     return "\n".join([
-        f"- Parameters: **{facts['params']}** (budget: fewer than {MAX_PARAMS:,}); epochs: {stats.epochs}.",
+        f"- Parameters: **{facts['params']}** (budget: fewer than {MAX_PARAMS:,}); multiply-accumulates per image: "
+        f"{facts['macs']}; epochs: {stats.epochs}.",
         f"- Test accuracy over the last 3 epochs of all seeds: min **{facts['last3_min']}**, "
         f"mean {facts['last3_mean']}, std {facts['last3_std']} (sample std over {3 * len(stats.seeds)} values), "
         f"max {facts['last3_max']}.",
-        f"- Seeds holding >= 99.4% on each of the last 3 epochs: **{facts['passing']}**.",
+        f"- Seeds holding >= 99.4% on each of the last 3 epochs: **{facts['passing']}**; 95% confidence interval "
+        f"for the share of all seeds that hold (Wilson): {facts['passing_ci']}. What that promises: a new seed "
+        f"holds with a probability in that range, not certainly.",
         f"- Best test accuracy: mean {facts['best_test_mean']} over seeds, max {facts['best_test_max']}; "
         f"best train accuracy: mean {facts['best_train_mean']}.",
         f"- Wall time: {wall}.",
@@ -107,6 +110,8 @@ def write_experiment_page(measured: Measured, book: FactBook, reports_dir: Path,
     figures = out_dir / exp.name
     plot_history(stats.histories, figures / "curves.png",
                  f"{exp.train.model}: {len(stats.seeds)} seeds (mean line, min-max band)")
+    plot_seed_scores({s.seed: s.score for s in stats.seeds}, figures / "seeds.png",
+                     f"{exp.train.model}: each seed's worst scored epoch ({facts['passing']} hold)")
     first = measured.records[exp.seeds[0]]["misclassified"]
     plot_misclassified(eval_images, first, figures / "misclassified.png",
                        f"seed {exp.seeds[0]}: {len(first)} misclassified test images after the "

@@ -24,24 +24,24 @@ def table_row(exp: Experiment, reports_dir: Path, cells: list[str]) -> str:
 
 
 def results_table(experiments: list[Experiment], facts: dict[str, dict[str, str]], reports_dir: Path) -> str:
-    lines = ["| step | model | params | final RF | best test (max) | last-3 min | last-3 mean | seeds passing | report |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| step | model | params | MACs | final RF | best test (max) | last-3 min | last-3 mean | seeds passing | report |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for exp in (e for e in experiments if e.name in facts):
         f = facts[exp.name]
         rf = receptive_field_facts(receptive_field_table(model_for(exp.train))).final_rf
-        lines.append(table_row(exp, reports_dir, [f["params"], str(rf), f["best_test_max"], f["last3_min"],
+        lines.append(table_row(exp, reports_dir, [f["params"], f["macs"], str(rf), f["best_test_max"], f["last3_min"],
                                                   f["last3_mean"], f["passing"]]))
     return "\n".join(lines)
 
 
 def frontier_table(experiments: list[Experiment], facts: dict[str, dict[str, str]], reports_dir: Path) -> str:
-    lines = ["| experiment | model | params | last-3 min | last-3 mean | seeds holding >= 99.4% | report |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| experiment | model | params | MACs | last-3 min | last-3 mean | seeds holding >= 99.4% | report |",
+             "|---|---|---|---|---|---|---|---|"]
     for exp in sorted((e for e in experiments if e.name in FRONTIER_TABLE and e.name in facts),
                       key=lambda e: FRONTIER_TABLE.index(e.name)):
         f = facts[exp.name]
-        lines.append(table_row(exp, reports_dir, [f["params"], f["last3_min"], f["last3_mean"], f["passing"]]))
-    lines.append(f"| best public solution | - | {PUBLIC_BEST['params']} | {PUBLIC_BEST['last3']} | - | "
+        lines.append(table_row(exp, reports_dir, [f["params"], f["macs"], f["last3_min"], f["last3_mean"], f["passing"]]))
+    lines.append(f"| best public solution | - | {PUBLIC_BEST['params']} | - | {PUBLIC_BEST['last3']} | - | "
                  f"{PUBLIC_BEST['seeds']} | - |")
     return "\n".join(lines)
 

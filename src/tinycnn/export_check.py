@@ -1,0 +1,103 @@
+"""`tinycnn export-check`: export the reported models to every format and measure what each gives.
+
+For the step-3 seeds 0-4 and the frontier model (seed 0): test accuracy of fp32 ONNX, int8 ONNX,
+C with fp32 weights and C with int8 weights, agreement with PyTorch, file sizes, the C model's
+flash and RAM, and images per second on one core; and, for the shipped Model_3, how often the
+MNIST-style preprocessing of `tinycnn predict` keeps the test-set prediction of MNIST test digits
+pasted, scaled and inverted into large canvases. The result is reports/export/exports.json; the
+report side renders it (report/export_page.py).
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from . import records
+from .challenge import TARGET
+from .config import TrainConfig
+from .data import MNIST
+from .errors import ConfigError
+from .export import export
+from .inference import probabilities
+from .preprocess import preprocess_rgba
+from .runner import machine_description
+from .weights import Weights, load_weights
+
+CHECKED = [("step3", seed) for seed in range(5)] + [("frontier", 0)]
+PASTED_DIGITS = 1000
+PASTE_SEED = 0
+
+
+def run_weights(reports_dir: Path, experiment: str, seed: int) -> Path:
+    path = records.seed_run_folder(reports_dir / experiment, seed) / records.WEIGHTS
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing: run `tinycnn run experiments/{experiment}.toml` first (its seeds' "
+                          f"weights stay in their run folders)")
+    return path
+
+
+def measure_model(weights: Weights, data: MNIST) -> dict:
+    """Every format's facts for one model."""
+    found = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, fmt, c_weights in (("onnx", "onnx", "fp32"), ("int8", "int8", "fp32"),
+                                     ("c", "c", "fp32"), ("c_int8", "c", "int8")):
+            described = export(weights, fmt, Path(tmp) / name, data, c_weights)
+            found[name] = {k: described[k] for k in ("test_accuracy", "predictions_equal_to_pytorch",
+                                                     "largest_logit_difference") if k in described}
+            found[name]["bytes"] = sum(f["bytes"] for f in described["files"].values())
+            found[name]["holds_target"] = described.get("test_accuracy", 0.0) >= TARGET
+            if "c" in described:
+                found[name].update({k: described["c"][k] for k in ("flash_bytes", "largest_buffer_bytes",
+                                                                    "static_ram_bytes", "images_per_second_one_core")
+                                    if k in described["c"]})
+        found["pytorch_test_accuracy"] = described["pytorch_test_accuracy"]
+        found["parameters"], found["macs_per_image"] = described["parameters"], described["macs_per_image"]
+    return found
+
+
+def pasted_digits(data: MNIST, count: int, seed: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """MNIST test digits scaled 2-6x onto 200x300 canvases at random places, half of them inverted
+    (dark ink on white), as RGBA pictures; with the indices of the digits used."""
+    rng = np.random.default_rng(seed)
+    picked = rng.choice(len(data.test_images), count, replace=False)
+    pictures = []
+    for index in picked:
+        size = int(28 * rng.uniform(2, 6))
+        digit = np.asarray(Image.fromarray(data.test_images[index]).resize((size, size), Image.BILINEAR)) / 255.0
+        canvas = np.zeros((200, 300))
+        y, x = rng.integers(0, 200 - size), rng.integers(0, 300 - size)
+        canvas[y:y + size, x:x + size] = digit
+        if rng.random() < 0.5:
+            canvas = 1.0 - canvas
+        pictures.append(np.dstack([canvas, canvas, canvas, np.ones_like(canvas)]))
+    return pictures, picked
+
+
+def preprocessing_agreement(weights: Weights, data: MNIST, count: int = PASTED_DIGITS, seed: int = PASTE_SEED) -> dict:
+    pictures, picked = pasted_digits(data, count, seed)
+    seen = np.stack([preprocess_rgba(p) for p in pictures])
+    on_canvas = probabilities(weights, seen).argmax(1)
+    as_tested = probabilities(weights, data.test_images[picked]).argmax(1)
+    return {"digits": count, "seed": seed, "same_prediction": int((on_canvas == as_tested).sum()),
+            "correct_on_canvas": int((on_canvas == data.test_labels[picked]).sum()),
+            "correct_as_tested": int((as_tested == data.test_labels[picked]).sum())}
+
+
+def check_exports(data: MNIST, reports_dir: Path, shipped: Path, log=print) -> dict:
+    result = {"machine": machine(), "models": []}
+    for experiment, seed in CHECKED:
+        log(f"{experiment} seed {seed}: exporting to ONNX, int8 ONNX, C (fp32 and int8 weights)")
+        weights = load_weights(run_weights(reports_dir, experiment, seed))
+        result["models"].append({"experiment": experiment, "seed": seed, "model": weights.name,
+                                 **measure_model(weights, data)})
+    log(f"preprocessing: {PASTED_DIGITS} pasted test digits through the shipped Model_3")
+    result["preprocessing"] = {"weights": str(shipped), **preprocessing_agreement(load_weights(shipped), data)}
+    return result
+
+
+def machine() -> str:
+    return machine_description(TrainConfig(device="cpu"))

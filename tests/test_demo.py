@@ -1,0 +1,197 @@
+"""The demo page in a real browser (Debian's chromium, driven by Playwright): drawing with the
+mouse, the page's predictions against PyTorch's, receptive fields, the model picker, the page's
+preprocessing against Python's, and the static folder on a plain static server.
+
+Where CI is set these tests fail without a browser; elsewhere they skip (.ci/run installs it)."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT
+from tinycnn.analysis import receptive_field_table
+from tinycnn.export_check import pasted_digits
+from tinycnn.inference import probabilities
+from tinycnn.preprocess import preprocess_rgba
+from tinycnn.weights import load_model
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
+                                reason="no chromium (apt-get install -y chromium); CI installs it")
+SCREENSHOT = ROOT / "docs" / "demo.png"
+
+
+def start_server(*args) -> tuple[subprocess.Popen, str]:
+    server = subprocess.Popen([sys.executable, "-m", "tinycnn.cli", "demo", "--port", "0", *args], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in server.stdout:  # the build's lines, then the address
+        if found := re.search(r"http://127\.0\.0\.1:\d+/", line):
+            return server, found.group(0)
+    raise AssertionError(f"the demo did not start: exit {server.wait()}")
+
+
+@pytest.fixture(scope="module")
+def url():
+    server, address = start_server()
+    yield address
+    server.terminate()
+    server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, url):
+    page = browser.new_page(viewport={"width": 1200, "height": 1100})
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(url)
+    page.wait_for_selector("body[data-ready=true]", timeout=120_000)
+    yield page
+    assert not errors, errors
+    page.close()
+
+
+def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
+    """Real mouse strokes; points are fractions of the pad's width and height."""
+    box = page.locator("#pad").bounding_box()
+    for stroke in strokes:
+        page.mouse.move(box["x"] + stroke[0][0] * box["width"], box["y"] + stroke[0][1] * box["height"])
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=3)
+        page.mouse.up()
+    page.wait_for_function("() => document.querySelector('#prediction').textContent !== ''")
+    page.wait_for_timeout(300)  # the last update after the stroke ends
+
+
+ONE = [[(0.5, 0.15), (0.5, 0.85)]]
+ZERO = [[(0.5 + 0.22 * np.sin(t), 0.5 - 0.33 * np.cos(t)) for t in np.linspace(0, 2 * np.pi, 40)]]
+SEVEN = [[(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]]
+
+
+def prediction(page) -> str:
+    return page.locator("#prediction").text_content()
+
+
+def test_drawing_with_the_mouse_and_clear_and_undo(page):
+    assert prediction(page) == ""  # nothing drawn yet
+    probs = page.locator("#probs > *")
+    assert probs.count() == 10 and [probs.nth(i).get_attribute("data-class") for i in range(10)] == list("0123456789")
+    for strokes, digit in ((ONE, "1"), (ZERO, "0"), (SEVEN, "7")):
+        page.click("#clear")
+        draw(page, strokes)
+        assert prediction(page) == digit
+        values = [float(probs.nth(i).get_attribute("data-prob")) for i in range(10)]
+        assert values.index(max(values)) == int(digit) and sum(values) == pytest.approx(1.0, abs=1e-3)
+    page.click("#undo")  # the seven had one stroke: undoing it leaves an empty pad
+    page.wait_for_function("() => document.querySelector('#prediction').textContent === ''")
+
+
+def test_the_page_predicts_what_pytorch_predicts(page, mnist):
+    images = mnist.test_images[:120]
+    in_page = np.array(page.evaluate("async (images) => Promise.all(images.map((p) => window.tinycnn.predictPixels(p)))",
+                                     [image.reshape(-1).tolist() for image in images]))
+    in_torch = probabilities(load_model("Model_3"), images)
+    assert (in_page.argmax(1) == in_torch.argmax(1)).all()
+    assert np.abs(in_page - in_torch).max() < 1e-4
+
+
+@pytest.mark.parametrize("model", ["Model_3", "Model_4"])
+def test_hovering_a_cell_outlines_its_receptive_field(page, model):
+    page.select_option("#model", model)
+    page.wait_for_function(f"() => document.querySelector('#model-info').textContent.includes('{load_model(model).name}')")
+    draw(page, ONE)
+    rows = receptive_field_table(load_model(model).model)
+    for block in ("conv1", "pool1", "conv3"):
+        row = [r for r in rows if r.layer.split(" ")[0].split(".")[0] == block][-1]
+        cell = page.locator(f'canvas[data-block="{block}"][data-channel="0"]')
+        size = cell.bounding_box()
+        y = x = row.n_out // 2  # a middle cell: its field lies inside the image
+        cell.hover(position={"x": (x + 0.5) * size["width"] / row.n_out, "y": (y + 0.5) * size["height"] / row.n_out})
+        outline = page.locator("#rf-box").evaluate("e => ({...e.dataset, hidden: e.hidden})")
+        first = int(np.ceil(row.start + y * row.j_out - (row.r_out - 1) / 2))
+        assert not outline["hidden"] and (int(outline["y"]), int(outline["x"])) == (y, x), outline
+        assert int(outline["rows"]) == int(outline["cols"]) == row.r_out, (block, outline, row)
+        assert int(outline["top"]) == int(outline["left"]) == first
+        assert f"r = {row.r_out} px, jump j = {row.j_out}" in page.locator("#rf-info").text_content()
+
+
+def test_switching_models(page):
+    options = page.locator("#model option")
+    assert [options.nth(i).get_attribute("value") for i in range(options.count())] == \
+        [name for name in ("Model_1", "Model_2", "Model_3", "Model_4", "Model_5")]
+    page.select_option("#model", "Model_4")
+    page.wait_for_function("() => document.querySelector('#model-info').textContent.includes('3,702 parameters')")
+    assert page.locator('canvas[data-block="pool2"]').count() == 14  # Model_4 has a second pool
+    assert page.locator("#model-info a").get_attribute("href") == "reports/frontier.md"
+    draw(page, ONE)
+    assert prediction(page) == "1"
+
+
+def pictures(mnist) -> list[np.ndarray]:
+    """uint8 RGBA pictures of every kind predict takes: pasted digits, a photo-like page, transparency."""
+    pasted = [np.clip(p * 255 + 0.5, 0, 255).astype(np.uint8) for p in pasted_digits(mnist, 12, seed=3)[0]]
+    digit = np.asarray(Image.fromarray(mnist.test_images[7]).resize((90, 90), Image.BILINEAR)) / 255.0
+    paper = np.linspace(0.95, 0.6, 240)[None, :] * np.ones((160, 1))
+    paper[30:120, 70:160] *= 1 - 0.8 * digit
+    photo = np.dstack([paper * 255, paper * 240, paper * 220, np.full_like(paper, 255)]).astype(np.uint8)
+    alpha = np.zeros((120, 100), np.uint8)
+    alpha[20:100, 45:58] = 255  # a black bar on a transparent background
+    transparent = np.dstack([np.zeros_like(alpha)] * 3 + [alpha])
+    return pasted + [photo, transparent, np.dstack([mnist.test_images[9]] * 3 + [np.full((28, 28), 255, np.uint8)])]
+
+
+def test_the_pages_preprocessing_equals_pythons(page, mnist):
+    """Tolerance: every pixel within 1 (of 255): the two sum float64 products in different orders."""
+    for picture in pictures(mnist):
+        height, width = picture.shape[:2]
+        in_page = np.array(page.evaluate("([rgba, w, h]) => window.tinycnn.preprocess(rgba, w, h)",
+                                         [picture.reshape(-1).tolist(), width, height]))
+        in_python = preprocess_rgba(picture / 255.0).reshape(-1).astype(int)
+        assert np.abs(in_page - in_python).max() <= 1 and (in_page == in_python).mean() > 0.99
+
+
+def test_screenshot_for_the_readme(page):
+    """The README's picture of the page is this test's screenshot: a digit, its maps and one field."""
+    draw(page, [[(0.3, 0.25), (0.7, 0.25), (0.4, 0.5), (0.7, 0.7), (0.35, 0.85)]])  # a three-ish stroke
+    cell = page.locator('canvas[data-block="conv3"][data-channel="3"]')
+    cell.hover(position={"x": cell.bounding_box()["width"] * 0.45, "y": cell.bounding_box()["height"] * 0.45})
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    assert Image.open(SCREENSHOT).size[0] >= 1000
+
+
+def test_the_static_folder_works_on_a_plain_static_server(browser, tmp_path):
+    folder = tmp_path / "site"
+    result = subprocess.run([sys.executable, "-m", "tinycnn.cli", "demo", "--static", str(folder)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert {"index.html", "demo.js", "preprocess.js", "models.json", "ort.bundle.min.js"} <= {p.name for p in folder.iterdir()}
+    assert "http" not in (folder / "index.html").read_text().replace('href="data:,"', "")  # nothing from the internet
+    server = subprocess.Popen([sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", str(folder)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        port = re.search(r"port (\d+)", server.stdout.readline()).group(1)
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.wait_for_selector("body[data-ready=true]", timeout=120_000)
+        draw(page, ONE)
+        assert prediction(page) == "1"
+        page.close()
+    finally:
+        server.terminate()
+        server.wait()
