@@ -34,7 +34,7 @@ from PIL import Image
 from .augment import AffineSpec, BatchLoader, random_affine
 from .config import TrainConfig
 from .data import MNIST, channel_stats, find_mnist, load_mnist
-from .engine import evaluate, make_optimizer, make_scheduler, train_one_epoch
+from .engine import Events, evaluate, fit, make_optimizer, make_scheduler, train_one_epoch
 from .model import build_model
 from .parallel import run_tasks
 
@@ -160,19 +160,38 @@ def parallel_throughput(processes: int, batch: int, steps: int, data_dir) -> flo
 
 
 # ---------------------------------------------------------------------------- end-to-end runs
-ISA_LANE = ("import json, sys, torch; from tinycnn.bench import tinycnn_throughput; from tinycnn.config import "
-            "TrainConfig; from tinycnn.data import load_mnist; steps = int(sys.argv[1]); print(json.dumps("
-            "{'img_s': tinycnn_throughput(load_mnist(), 64, steps, TrainConfig()), "
-            "'kernels': torch.backends.cpu.get_cpu_capability()}))")
+ISA_LANE = ("import json, sys, torch; from tinycnn.bench import first_epoch, tinycnn_throughput; "
+            "from tinycnn.config import TrainConfig; from tinycnn.data import load_mnist; data = load_mnist(); "
+            "print(json.dumps({'img_s': tinycnn_throughput(data, 64, int(sys.argv[1]), TrainConfig()), "
+            "'kernels': torch.backends.cpu.get_cpu_capability(), 'epoch1': first_epoch(data) if sys.argv[2] == '1' else None}))")
 
 
-def isa_throughput(native: bool, steps: int) -> dict:
+class FirstEpochDone(Exception):
+    def __init__(self, record: dict):
+        self.record = record
+
+
+class StopAfterFirstEpoch(Events):
+    def epoch_end(self, record: dict, checkpoint) -> None:
+        raise FirstEpochDone(record)
+
+
+def first_epoch(data: MNIST) -> dict:
+    """Seed 0's first epoch of the step-3 recipe (its 15-epoch schedule): where kernels show first."""
+    try:
+        fit(TrainConfig(), data, StopAfterFirstEpoch())
+    except FirstEpochDone as done:
+        return {k: done.record[k] for k in ("train_loss", "eval_loss", "eval_acc")}
+    raise AssertionError("fit ended without an epoch")
+
+
+def isa_throughput(native: bool, steps: int, with_first_epoch: bool = False) -> dict:
     """Single-thread training throughput in a fresh interpreter, with tinycnn's AVX2 pin or without
     it (the CPU's own best kernels): the pin is read when torch is imported, so it needs a process."""
     env = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")}
     env["TINYCNN_NATIVE_ISA"] = "1" if native else "0"
-    run = subprocess.run([sys.executable, "-c", ISA_LANE, str(steps)], env=env, capture_output=True, text=True,
-                         check=True)
+    run = subprocess.run([sys.executable, "-c", ISA_LANE, str(steps), "1" if with_first_epoch else "0"], env=env,
+                         capture_output=True, text=True, check=True)
     return json.loads(run.stdout)
 
 
@@ -223,9 +242,11 @@ def run_bench(out_dir: Path, data_dir=None, steps: int = 60, repeats: int = 3, f
                            for p in (1, 2)]
 
     log("   the cost of same-numbers-everywhere: AVX2-pinned kernels against the CPU's own")
-    lanes = [(isa_throughput(False, steps), isa_throughput(True, steps)) for _ in range(repeats)]
+    lanes = [(isa_throughput(False, steps, i == 0 and full), isa_throughput(True, steps, i == 0 and full))
+             for i in range(repeats)]
     result["isa"] = {"pinned_img_s": [p["img_s"] for p, _ in lanes], "native_img_s": [n["img_s"] for _, n in lanes],
-                     "pinned_kernels": lanes[0][0]["kernels"], "native_kernels": lanes[0][1]["kernels"]}
+                     "pinned_kernels": lanes[0][0]["kernels"], "native_kernels": lanes[0][1]["kernels"],
+                     "pinned_epoch1": lanes[0][0]["epoch1"], "native_epoch1": lanes[0][1]["epoch1"]}
 
     log("4/4 evaluation throughput")
     result["eval_img_s"] = {"threads_1": eval_throughput(data, cfg, threads=1),

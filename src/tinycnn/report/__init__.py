@@ -19,7 +19,7 @@ from .bench_page import write_bench_page
 from .experiment_page import write_experiment_page
 from .export_page import use_block, write_export_page
 from .facts import FactBook, Measured, experiment_facts, load_measured
-from .readme import bench_summary, frontier_table, results_table, update_readme
+from .readme import bench_summary, frontier_table, results_table, robustness, update_readme
 from .sweep_page import write_sweep_page
 
 
@@ -84,6 +84,8 @@ def write_all(experiments_dir: Path = Path("experiments"), reports_dir: Path = P
     bench_json = reports_dir / "bench" / "bench.json"
     blocks = {"results": results_table([e for e in library.experiments if e.name.startswith("step")], facts,
                                        reports_dir)}
+    if "step3" in facts:
+        blocks["robustness"] = robustness(facts["step3"])
     if bench_json.exists():
         bench = read_json(bench_json)
         written.append(write_bench_page(bench, out_dir / "bench"))

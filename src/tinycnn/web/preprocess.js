@@ -3,7 +3,10 @@
 // Read the Python file for the why of each step.
 export const BOX = 20;
 export const SIZE = 28;
+const MAX_SIDE = 1000;
 const MIN_CONTRAST = 0.15;
+const BACKGROUND_FITS = 3;
+const NOISE_DEVIATIONS = 5.0;
 
 export class NoDigit extends Error {}
 
@@ -35,21 +38,39 @@ function percentile(values, q) { // numpy.percentile, method "linear" (numpy's t
   return t >= 0.5 ? s[above] - diff * (1 - t) : s[below] + diff * t;
 }
 
-export function otsu(x) {
-  const hist = new Float64Array(256);
-  for (const v of x) hist[Math.min(Math.floor(v * 255.0 + 0.5), 255)] += 1;
-  let weightLow = 0, sumLow = 0, total = 0, totalSum = 0;
-  for (let i = 0; i < 256; i++) { total += hist[i]; totalSum += hist[i] * i; }
-  let best = -1, bestIndex = 0;
-  for (let i = 0; i < 256; i++) {
-    weightLow += hist[i];
-    sumLow += hist[i] * i;
-    const weightHigh = total - weightLow;
-    let between = (totalSum * weightLow - total * sumLow) ** 2 / (weightLow * weightHigh);
-    if (!Number.isFinite(between)) between = -1.0;
-    if (between > best) { best = between; bestIndex = i; }
+function linspace(n) { // numpy.linspace(-1, 1, n)
+  const step = n > 1 ? 2 / (n - 1) : 0;
+  return Float64Array.from({ length: n }, (_, i) => (n > 1 && i === n - 1 ? 1.0 : i * step - 1.0));
+}
+
+function surfaceTerms(height, width) { // per pixel: 1, y, x, y^2, xy, x^2 with x, y in [-1, 1]
+  const ys = linspace(height), xs = linspace(width);
+  const terms = [];
+  for (let r = 0; r < height; r++) for (let c = 0; c < width; c++) {
+    const y = ys[r], x = xs[c];
+    terms.push([1.0, y, x, y * y, x * y, x * x]);
   }
-  return (bestIndex + 0.5) / 255.0;
+  return terms;
+}
+
+function solve(a, b) { // a x = b by Gaussian elimination with partial pivoting (a: n x n)
+  const n = b.length, m = a.map((row, i) => [...row, b[i]]);
+  for (let k = 0; k < n; k++) {
+    let pivot = k;
+    for (let i = k + 1; i < n; i++) if (Math.abs(m[i][k]) > Math.abs(m[pivot][k])) pivot = i;
+    [m[k], m[pivot]] = [m[pivot], m[k]];
+    for (let i = k + 1; i < n; i++) {
+      const f = m[i][k] / m[k][k];
+      for (let j = k; j <= n; j++) m[i][j] -= f * m[k][j];
+    }
+  }
+  const x = new Float64Array(n);
+  for (let i = n - 1; i >= 0; i--) {
+    let acc = m[i][n];
+    for (let j = i + 1; j < n; j++) acc -= m[i][j] * x[j];
+    x[i] = acc / m[i][i];
+  }
+  return x;
 }
 
 export function ink(grayImage, width, height) {
@@ -61,14 +82,31 @@ export function ink(grayImage, width, height) {
   let lo = Infinity, hi = -Infinity;
   for (const v of x) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
   if (hi - lo < MIN_CONTRAST) throw new NoDigit("no digit found (the picture is blank or has too little contrast)");
-  const split = otsu(x);
-  const background = x.filter((v) => v <= split);
-  const centre = median(background);
-  const spread = 1.4826 * median(background.map((v) => Math.abs(v - centre)));
-  const threshold = Math.min(split, centre + 3.0 * spread + 1.0 / 255.0);
-  const top = percentile(x.filter((v) => v > threshold), 90);
+  const terms = surfaceTerms(height, width);
+  const half = median(x);
+  let background = Array.from(x, (v) => v <= half); // ink is the minority: the fainter half is background
+  let rest = null, threshold = 0;
+  for (let round = 0; round < BACKGROUND_FITS; round++) {
+    const ata = Array.from({ length: 6 }, () => new Float64Array(6)), atb = new Float64Array(6);
+    for (let i = 0; i < x.length; i++) {
+      if (!background[i]) continue;
+      const t = terms[i];
+      for (let a = 0; a < 6; a++) { atb[a] += t[a] * x[i]; for (let b = 0; b < 6; b++) ata[a][b] += t[a] * t[b]; }
+    }
+    const coef = solve(ata, atb);
+    rest = x.map((v, i) => { const t = terms[i]; let light = 0; for (let a = 0; a < 6; a++) light += t[a] * coef[a]; return v - light; });
+    const kept = rest.filter((_, i) => background[i]);
+    const centre = median(kept);
+    const spread = 1.4826 * median(kept.map((v) => Math.abs(v - centre)));
+    threshold = centre + NOISE_DEVIATIONS * spread + 1.0 / 255.0;
+    background = Array.from(rest, (v) => v <= threshold);
+  }
+  let peak = -Infinity;
+  for (const v of rest) peak = Math.max(peak, v);
+  if (peak - threshold < MIN_CONTRAST) throw new NoDigit("no digit found (nothing stands out from the background)");
+  const top = percentile(rest.filter((v) => v > threshold), 90);
   const range = Math.max(top - threshold, 1e-6);
-  return x.map((v) => Math.min(Math.max((v - threshold) / range, 0.0), 1.0));
+  return rest.map((v) => Math.min(Math.max((v - threshold) / range, 0.0), 1.0));
 }
 
 export function areaWeights(source, target) { // (target x source): each output pixel averages its input span
@@ -89,9 +127,14 @@ export function areaWeights(source, target) { // (target x source): each output 
 
 export function toMnist(inkImage, width, height) {
   let top = height, bottom = -1, left = width, right = -1;
+  const on = (y, x) => y >= 0 && y < height && x >= 0 && x < width && inkImage[y * width + x] > 0;
+  const speck = (y, x) => { // no inked neighbour: noise, not a stroke
+    for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) if ((dy || dx) && on(y + dy, x + dx)) return false;
+    return true;
+  };
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
-      if (inkImage[y * width + x] > 0) {
+      if (on(y, x) && !speck(y, x)) {
         top = Math.min(top, y); bottom = Math.max(bottom, y); left = Math.min(left, x); right = Math.max(right, x);
       }
     }
@@ -119,7 +162,7 @@ export function toMnist(inkImage, width, height) {
   let mass = 0, my = 0, mx = 0;
   for (let i = 0; i < newH; i++) for (let j = 0; j < newW; j++) { mass += small[i][j]; my += small[i][j] * i; mx += small[i][j] * j; }
   const cy = my / mass, cx = mx / mass;
-  const offsetY = Math.floor(SIZE / 2 - 0.5 - cy + 0.5), offsetX = Math.floor(SIZE / 2 - 0.5 - cx + 0.5);
+  const offsetY = Math.floor(SIZE / 2 - cy + 0.5), offsetX = Math.floor(SIZE / 2 - cx + 0.5); // MNIST's centre: pixel 14
   const out = new Uint8Array(SIZE * SIZE);
   for (let i = 0; i < newH; i++) {
     for (let j = 0; j < newW; j++) {
@@ -130,7 +173,22 @@ export function toMnist(inkImage, width, height) {
   return out;
 }
 
+function shrink(image, width, height) { // larger pictures: longer side MAX_SIDE, area averaging
+  if (Math.max(width, height) <= MAX_SIDE) return [image, width, height];
+  const scale = MAX_SIDE / Math.max(width, height);
+  const newH = Math.max(1, Math.floor(height * scale + 0.5)), newW = Math.max(1, Math.floor(width * scale + 0.5));
+  const wh = areaWeights(height, newH), ww = areaWeights(width, newW);
+  const out = new Float64Array(newH * newW);
+  for (let i = 0; i < newH; i++) {
+    const row = new Float64Array(width);
+    for (let k = 0; k < height; k++) if (wh[i][k]) for (let l = 0; l < width; l++) row[l] += wh[i][k] * image[k * width + l];
+    for (let j = 0; j < newW; j++) { let acc = 0; for (let l = 0; l < width; l++) acc += row[l] * ww[j][l]; out[i * newW + j] = acc; }
+  }
+  return [out, newW, newH];
+}
+
 // RGBA (0-255) of any size to the 28x28 uint8 input, white digit on black; throws NoDigit.
 export function preprocess(rgba, width, height) {
-  return toMnist(ink(gray(rgba, width, height), width, height), width, height);
+  const [image, w, h] = shrink(gray(rgba, width, height), width, height);
+  return toMnist(ink(image, w, h), w, h);
 }
