@@ -52,14 +52,20 @@ def seed_list(text: str) -> list[int]:
     return seeds
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if not 1 <= value <= 100_000:
-        raise argparse.ArgumentTypeError(f"expected a number from 1 to 100000, not {text}")
-    return value
+def int_between(low: int, high: int):
+    """An argparse type: a whole number from `low` to `high`."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected a number from {low} to {high}, not {text}")
+        return value
+    return parse
+
+
+positive_int = int_between(1, 100_000)  # workers, trials, steps, repeats
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,19 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="a page where you draw a digit and watch the network read it "
                                        "(served on 127.0.0.1 only)")
-    demo.add_argument("--port", type=port_number, default=8000, help="port on 127.0.0.1 (0: any free one)")
+    demo.add_argument("--port", type=int_between(0, 65535), default=8000, help="port on 127.0.0.1 (0: any free one)")
     demo.add_argument("--static", metavar="DIR", help="write a self-contained folder for any static host instead")
     return parser
-
-
-def port_number(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, not {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, not {text}")
-    return value
 
 
 MODEL_HELP = "a registered model name (its shipped weights, e.g. Model_3), a run folder, or a weights file"

@@ -59,7 +59,7 @@ class TrainConfig:
     step_size: int = 6              # step: epochs between decays
     gamma: float = 0.1              # step: decay factor
     label_smoothing: float = 0.0    # 0 = plain cross-entropy
-    ema: float = 0.0                # 0 = off; else evaluate an exponential moving average of the
+    ema: float = 0.999              # 0 = off; else evaluate an exponential moving average of the
                                     # weights with this decay per step (0.999: about the last 1,000 steps)
     dropout: float = -1.0           # -1 = the model's own dropout; 0..1 overrides it (for tuning)
     layout: str = ""                # "" = the model's own layers; else a TinyNet layout string such

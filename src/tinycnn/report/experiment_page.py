@@ -6,6 +6,7 @@ were computed once (facts.Measured), and the prose comes from the experiment fil
 """
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +71,7 @@ def config_table(cfg: TrainConfig) -> str:
 
 def validation_block(exp: Experiment, reports_dir: Path) -> str:
     """The tuning runs of this experiment (train on 50k, score on the held-out last 10k), if any."""
-    rows = []
+    rows, summary = [], []
     for folder in sorted((reports_dir / "validation").glob(f"{exp.name}-*")):
         run = records.read_experiment_run(folder)
         if run is None:
@@ -79,16 +80,25 @@ def validation_block(exp: Experiment, reports_dir: Path) -> str:
         changed = {k: v for k, v in cfg.to_dict().items()
                    if v != getattr(exp.train, k) and k not in ("holdout", "seed")}
         variant = ", ".join(f"{k}={v}" for k, v in changed.items()) or "as in this file"
+        scores, scored = [], []
         for seed in run.seeds:
             record = records.read_metrics(records.seed_path(folder, seed))
             last = [r["eval_acc"] for r in record["history"][-SCORED_EPOCHS:]]
             rows.append(f"| {folder.name} | {variant} | {record['params']:,} | {seed} | "
                         + " | ".join(pct(a) for a in last) + f" | {pct(score(record['history']))} |")
+            scores.append(score(record["history"]))
+            scored += last
+        summary.append(f"| {folder.name} | {variant} | {len(scores)} | {pct(statistics.fmean(scores), 3)} | "
+                       f"{pct(min(scores))} | {pct(statistics.fmean(scored), 3)} |")
     if not rows:
         return ""
     return ("\n## Tuning on the validation split\n\nSettings were chosen on a validation split, never on the "
             "test set: train on the first 50,000 training images, score on the last 10,000 "
             "(`tinycnn run ... --validate`). Accuracies below are validation accuracies at the last 3 epochs.\n\n"
+            "Per run (a run's score per seed is its worst scored epoch, as the challenge scores):\n\n"
+            "| run | settings that differ from the file | seeds | mean of the seeds' scores | lowest | "
+            "mean of all scored epochs |\n|---|---|---|---|---|---|\n" + "\n".join(summary) + "\n\n"
+            "Per seed:\n\n"
             "| run | settings that differ from the file | params | seed | last-2 | last-1 | last | min |\n"
             "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
 
