@@ -60,3 +60,17 @@ def test_run_trains_seeds_and_prints_their_scores(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "seed 3: last 1 test accuracies:" in result.stdout
     assert records.read_experiment_run(tmp_path / "out").seeds == [3]
+
+
+def test_a_report_run_ships_its_first_seed_even_when_its_page_must_wait(tmp_path):
+    """`tinycnn run` into reports/<name>/ writes models/<name>.safetensors from the first seed; a page
+    whose text quotes an experiment without metrics yet is written later by `tinycnn report`."""
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "tiny.toml").write_text(
+        'title = "Tiny: t"\ntarget = "as big as {elsewhere_params}"\nanalysis = "y"\nseeds = [0]\n[train]\n'
+        + "\n".join(f"{k} = {v!r}" for k, v in TINY.items()))
+    result = run_cli("run", "experiments/tiny.toml", "--workers", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "report not written yet" in result.stdout and "no fact {elsewhere_params}" in result.stdout
+    shipped = tmp_path / "models" / "tiny.safetensors"
+    assert shipped.read_bytes() == (tmp_path / "reports" / "tiny" / "seed0" / "model.safetensors").read_bytes()

@@ -18,6 +18,7 @@ from conftest import ROOT
 from tinycnn.analysis import receptive_field_table
 from tinycnn.export_check import pasted_digits
 from tinycnn.inference import probabilities
+from tinycnn.model import count_parameters
 from tinycnn.preprocess import preprocess_rgba
 from tinycnn.weights import load_model
 
@@ -112,10 +113,12 @@ def test_the_page_predicts_what_pytorch_predicts(page, mnist):
 
 @pytest.mark.parametrize("model", ["Model_3", "Model_4"])
 def test_hovering_a_cell_outlines_its_receptive_field(page, model):
+    weights = load_model(model)
     page.select_option("#model", model)
-    page.wait_for_function(f"() => document.querySelector('#model-info').textContent.includes('{load_model(model).name}')")
+    page.wait_for_function(f"() => document.querySelector('#model-info').textContent"
+                           f".includes('{count_parameters(weights.model):,} parameters')")
     draw(page, ONE)
-    rows = receptive_field_table(load_model(model).model)
+    rows = receptive_field_table(weights.model)
     for block in ("conv1", "pool1", "conv3"):
         row = [r for r in rows if r.layer.split(" ")[0].split(".")[0] == block][-1]
         cell = page.locator(f'canvas[data-block="{block}"][data-channel="0"]')

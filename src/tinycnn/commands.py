@@ -13,6 +13,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from . import demo as demo_page
 from . import records
 from .analysis import count_macs, model_tables_markdown, model_tables_text, receptive_field_facts, receptive_field_table
 from .bench import run_bench
@@ -23,18 +24,17 @@ from .data import find_mnist, load_mnist
 from .engine import model_for
 from .errors import EXIT_DATA, EXIT_DIVERGED, EXIT_INTERRUPTED, ConfigError, DataError, Diverged
 from .experiment import default_folder, load_experiment, run_config, run_experiment
+from .export import export as export_model
+from .export_check import check_exports
 from .files import write_json, write_text
+from .inference import assess, probabilities
 from .model import MODELS, build_model, count_parameters, model_info
 from .parallel import default_workers
+from .plots import plot_confusion, plot_misclassified, save_seen_input
+from .preprocess import preprocess_rgba, read_picture
 from .report import write_all, write_experiment_report
 from .report.sweep_page import write_sweep_page
 from .runner import prepare_folder, train_run, writable_folder
-from . import demo as demo_page
-from .export import export as export_model
-from .export_check import check_exports
-from .inference import assess, probabilities
-from .plots import plot_confusion, plot_misclassified, save_seen_input
-from .preprocess import preprocess_rgba, read_picture
 from .sweep import load_sweep, run_sweep, study_summary
 from .weights import load_model, ship, shipped_weights
 
@@ -120,10 +120,13 @@ def run(args: argparse.Namespace) -> int:
         if records.read_seeds(folder, exp.seeds) is None:
             print(f"report: waits for the other seeds of {exp.path} ({', '.join(map(str, exp.seeds))})")
         else:
-            print(f"report: {write_experiment_report(exp, report_folder.parent, data_dir=args.data_dir)}")
             first = records.seed_run_folder(folder, exp.seeds[0])
             if (first / records.WEIGHTS).exists():  # the shipped model: the first seed, in models/ beside reports/
                 print(f"weights: {ship(exp.name, first, folder.parent.parent / 'models')}")
+            try:
+                print(f"report: {write_experiment_report(exp, report_folder.parent, data_dir=args.data_dir)}")
+            except ConfigError as e:  # e.g. its text quotes an experiment whose seeds are still running
+                print(f"report not written yet ({e}); `tinycnn report` writes it once it can")
     print(f"wall time {time.perf_counter() - start:.0f}s for {len(seeds)} seeds")
     diverged = [seed for seed, record in found.items() if record["status"] == "diverged"]
     if diverged:
@@ -180,7 +183,8 @@ def evaluate(args: argparse.Namespace) -> int:
     weights = load_model(args.model)
     data = load_mnist(source=find_mnist(args.data_dir))
     result = assess(weights, data)
-    out = Path(args.out or f"runs/evaluate-{Path(args.model).stem if not Path(args.model).is_dir() else Path(args.model).name}")
+    given = Path(args.model)  # a model name, a run folder or a weights file: its last part names the output
+    out = Path(args.out or f"runs/evaluate-{given.name if given.is_dir() else given.stem}")
     plot_confusion(result.confusion, out / "confusion.png", f"{weights.name}: test accuracy {result.accuracy:.2f}%")
     plot_misclassified(data.test_images, result.misclassified, out / "misclassified.png",
                        f"{weights.name}: {len(result.misclassified)} misclassified test images (true -> predicted; first 40)")
@@ -199,10 +203,14 @@ def predict(args: argparse.Namespace) -> int:
     results, failed = [], 0
     for path in args.images:
         try:
-            picture = read_picture(path)
-            seen = preprocess_rgba(picture)
-        except (DataError, ValueError) as e:
-            print(f"tinycnn: {path}: {e}" if isinstance(e, ValueError) else f"tinycnn: {e}", file=sys.stderr)
+            picture = read_picture(path)       # DataError names the file
+            seen = preprocess_rgba(picture)    # ValueError: no digit in it
+        except DataError as e:
+            print(f"tinycnn: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        except ValueError as e:
+            print(f"tinycnn: {path}: {e}", file=sys.stderr)
             failed += 1
             continue
         p = probabilities(weights, seen[None])[0]

@@ -140,7 +140,6 @@ def train_seed(cfg: TrainConfig, folder: Path, data_dir: str | None, force: bool
 
 def run_experiment(exp: Experiment, cfg: TrainConfig, seeds: list[int], folder: Path, workers: int,
                    data_dir: str | None = None, force: bool = False, on_message=None) -> dict[int, dict]:
-    """Train every seed not yet finished in `folder`; returns {seed: metrics record} for all seeds."""
     """Train every seed not yet finished in `folder`; returns {seed: metrics record} for all seeds.
 
     `on_message(seed, payload)` hears each worker's ("steps", n) and ("epoch", record) messages.
