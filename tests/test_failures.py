@@ -206,6 +206,11 @@ BAD = [  # (arguments, what the one line must name)
     (["bench", "--steps", "0"], "--steps"), (["bench", "--repeats", "-1"], "--repeats"),
     (["report", "--experiments", "/nonexistent"], "/nonexistent"),
     (["report", "--readme", "/nonexistent/README.md"], "/nonexistent/README.md"),
+    (["evaluate", "Model_9"], "Model_9"), (["evaluate", "Model_3", "--data-dir"], "--data-dir"),
+    (["export", "Model_3", "--format", "png", "--out", "x"], "--format"),
+    (["export", "Model_3", "--format", "c", "--weights", "int4", "--out", "x"], "--weights"),
+    (["export", "Model_3", "--out", "x"], "--format"), (["predict", "Model_3"], "IMAGE"),
+    (["demo", "--port", "70000"], "--port"), (["demo", "--port", "http"], "--port"),
     (["frobnicate"], "frobnicate"),
 ]
 
