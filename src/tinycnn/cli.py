@@ -120,8 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="Optuna search of layouts and settings under a parameter budget "
                                          "(scored on the validation split)")
     sweep.add_argument("sweep", help="sweep file, e.g. experiments/frontier_sweep.toml")
-    sweep.add_argument("--trials", type=positive_int, help="run or resume until the study holds this many "
-                       "finished trials (with several workers, trials already under way then still finish)")
+    sweep.add_argument("--trials", type=positive_int, help="run or resume until the study holds exactly this "
+                       "many finished trials (all workers, on all machines, together)")
     sweep.add_argument("--workers", type=positive_int, help="parallel worker processes (default: one per core)")
     sweep.add_argument("--report", action="store_true", help="write the study report (also the default "
                                                              "when --trials is not given)")

@@ -193,7 +193,9 @@ def claim(study, sweep: Sweep, target: int):
 
 
 def run_trial(study, trial, sweep: Sweep, data) -> None:
-    """Run one claimed trial with its heartbeat going, and record how it ended."""
+    """Run one claimed trial with its heartbeat going, and record how it ended. A Ctrl-C or a stop
+    (not an Exception) leaves the trial running: once its heartbeat is stale it is failed and run
+    again, like the trial of a killed worker."""
     # Optuna's own heartbeat thread (what study.optimize uses), so a killed worker's trial goes stale.
     with optuna.storages._heartbeat.get_heartbeat_thread(trial._trial_id, study._storage):
         try:
@@ -201,7 +203,7 @@ def run_trial(study, trial, sweep: Sweep, data) -> None:
         except optuna.TrialPruned:
             study.tell(trial, state=TrialState.PRUNED)
             return
-        except BaseException:
+        except Exception:
             study.tell(trial, state=TrialState.FAIL)
             raise
     study.tell(trial, value)
