@@ -132,7 +132,7 @@ def test_fashion_mnist_idx_files_from_debian_train(tmp_path):
                      "--out", tmp_path / "fashion")
     assert result.returncode == 0, result.stderr
     assert f"IDX files in {FASHION}" in result.stdout
-    acc = float(result.stdout.split("last 2 test accuracies: ")[1].split("%")[0].split(", ")[-1])
+    acc = float(result.stdout.split("last 2 test accuracies: ")[1].split(";")[0].split(", ")[-1].rstrip("%"))  # the last
     assert 50 < acc < 95, acc  # learns the clothes (chance 10%), yet well below MNIST digits: not MNIST
 
 

@@ -45,9 +45,9 @@ def test_bad_experiment_files_are_clear_errors(tmp_path, text, message):
 def test_where_runs_go(tmp_path):
     exp = Experiment("step9", "t", "x", "y", TrainConfig(), [0], "experiments/step9.toml")
     assert default_folder(exp, run_config(exp, {}, False), False, tmp_path) == tmp_path / "step9"
-    tuned = run_config(exp, {"ema": 0.999, "lr": 0.2}, validate=True)
-    assert tuned.holdout == 10_000 and settings_label(exp, tuned) == "ema=0.999+lr=0.2"
-    assert default_folder(exp, tuned, True, tmp_path) == tmp_path / "validation" / "step9-ema=0.999+lr=0.2"
+    tuned = run_config(exp, {"ema": 0.99, "lr": 0.2}, validate=True)
+    assert tuned.holdout == 10_000 and settings_label(exp, tuned) == "ema=0.99+lr=0.2"
+    assert default_folder(exp, tuned, True, tmp_path) == tmp_path / "validation" / "step9-ema=0.99+lr=0.2"
     assert default_folder(exp, run_config(exp, {}, True), True, tmp_path).name == "step9-as-file"
     with pytest.raises(ConfigError, match="settings differ from experiments/step9.toml"):
         default_folder(exp, run_config(exp, {"lr": 0.2}, False), False, tmp_path)

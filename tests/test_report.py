@@ -1,6 +1,7 @@
 """The report side: each renderer on made-up statistics (a failure names a function), then every
 committed report, plot and README block against what the committed data give."""
 import inspect
+import statistics
 from collections import Counter
 from pathlib import Path
 
@@ -13,9 +14,10 @@ from tinycnn.config import TrainConfig
 from tinycnn.errors import ConfigError
 from tinycnn.experiment import Experiment, load_experiment, load_experiments
 from tinycnn.model import MODELS
+from tinycnn.records import ExperimentRun
 from tinycnn.report import write_all
 from tinycnn.report.bench_page import end_to_end, processes
-from tinycnn.report.experiment_page import gap_table, result_block
+from tinycnn.report.experiment_page import gap_table, result_block, wall_time
 from tinycnn.report.facts import FactBook, Measured, experiment_facts, load_measured, result_line
 from tinycnn.report.readme import update_readme
 from tinycnn.report.sweep_page import frontier, pruned_when, trial_counts
@@ -35,7 +37,8 @@ def made_up(name="x", epochs=15, scores=(99.5, 99.45, 99.3)) -> Measured:
         history[-2]["eval_acc"] = low
         records[seed] = {"params": 7000, "wall_seconds": 60.0 + seed, "history": history}
     exp = Experiment(name, "X: made up", "t", "a", TrainConfig(), list(records), f"experiments/{name}.toml")
-    return Measured(exp, records, experiment_stats(name, "Model_3", 7000, 900_000, records, 120.0, 2))
+    run = ExperimentRun(exp.path, exp.seeds, exp.train.to_dict(), 120.0, 2, exp.seeds)
+    return Measured(exp, records, experiment_stats(name, "Model_3", 7000, 900_000, records), run)
 
 
 def test_result_block_lists_every_seed_and_who_holds():
@@ -45,6 +48,14 @@ def test_result_block_lists_every_seed_and_who_holds():
     rows = [line for line in block.splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert [row.split(" | ")[8] for row in rows] == ["yes", "yes", "no"]
     assert "120s for all 3 seeds with 2 parallel worker(s)" in block
+
+
+def test_the_wall_time_of_a_resumed_run_names_the_seeds_it_trained():
+    """A run interrupted and resumed: its wall time covers only the seeds the last invocation trained."""
+    run = ExperimentRun("experiments/x.toml", [0, 1, 2], {}, 50.0, 2, [1, 2])
+    assert wall_time(run, 3).startswith("50s with 2 parallel worker(s) for seeds 1, 2, which the last")
+    assert "which ones was not recorded" in wall_time(ExperimentRun("e", [0, 1], {}, 50.0, 2), 2)
+    assert wall_time(None, 2) == "not recorded"
 
 
 def test_a_run_longer_than_the_challenge_allows_does_not_pass():
@@ -137,11 +148,13 @@ def test_model_docstring_result_matches_the_report(name):
     assert result_line(stats) in " ".join(doc.split()), f"{exp.train.model} docstring: expected {result_line(stats)!r}"
 
 
-def test_step3_meets_the_challenge_on_every_seed():
+def test_step3_meets_its_target_on_20_seeds():
+    """At least 19 of seeds 0-19 hold, no seed's lowest scored epoch under 99.35%, mean of the 60 scored values >= 99.50%."""
     exp = load_experiment(ROOT / "experiments" / "step3.toml")
     stats = load_measured(exp, ROOT / "reports").stats
-    assert stats.params < 8000 and stats.epochs <= 15
-    assert stats.holding == len(exp.seeds) == 5, [s.scored for s in stats.seeds]
+    assert stats.params < 8000 and stats.epochs <= 15 and exp.seeds == list(range(20))
+    assert stats.holding >= 19, [s.scored for s in stats.seeds]
+    assert min(stats.scores) >= 99.35 and statistics.fmean(stats.all_scored) >= 99.50
 
 
 def test_train_defaults_are_the_final_step_settings():

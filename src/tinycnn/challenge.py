@@ -88,8 +88,6 @@ class ExperimentStats:
     macs: int
     seeds: list[SeedStats]
     histories: list[list[dict]]
-    wall_seconds: float | None   # all seeds together, as run (None if not recorded)
-    workers: int | None
 
     @property
     def epochs(self) -> int:
@@ -115,8 +113,7 @@ class ExperimentStats:
         return [statistics.fmean(h[i][key] for h in self.histories) for i in range(self.epochs)]
 
 
-def experiment_stats(name: str, model: str, params: int, macs: int, records: dict[int, dict],
-                     wall_seconds: float | None = None, workers: int | None = None) -> ExperimentStats:
+def experiment_stats(name: str, model: str, params: int, macs: int, records: dict[int, dict]) -> ExperimentStats:
     """Statistics of an experiment from its seeds' metrics records ({seed: record})."""
     return ExperimentStats(name, model, params, macs, [seed_stats(s, r) for s, r in records.items()],
-                           [r["history"] for r in records.values()], wall_seconds, workers)
+                           [r["history"] for r in records.values()])

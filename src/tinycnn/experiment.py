@@ -153,5 +153,5 @@ def run_experiment(exp: Experiment, cfg: TrainConfig, seeds: list[int], folder: 
         run_tasks(train_seed, [(cfg.replace(seed=seed), folder, data_dir, force) for seed in todo], workers,
                   on_message=(lambda index, payload: on_message(todo[index], payload)) if on_message else None)
         records.write_experiment_run(folder, records.ExperimentRun(
-            repo_path(exp.path), seeds, cfg.to_dict(), time.perf_counter() - start, workers))
+            repo_path(exp.path), seeds, cfg.to_dict(), time.perf_counter() - start, workers, todo))
     return records.read_seeds(folder, seeds)

@@ -136,7 +136,7 @@ def Model_1(dropout: float = 0.0) -> nn.Module:
     Target: a correct structure under 8,000 parameters: two 3x3 convs, a 1x1 transition and max
     pool at RF 6, three 3x3 convs, global average pooling and a 1x1 classifier, BN in every block;
     plain SGD at a constant learning rate, no dropout, no augmentation, to see how it fits.
-    Result: 7,088 params; last-3-epoch test accuracy min 99.05%, mean 99.184% over 5 seeds;
+    Result: 7,088 params; last-3-epoch test accuracy min 99.07%, mean 99.221% over 5 seeds;
     0/5 seeds hold >= 99.4%.
     Analysis: mild overfitting (train accuracy above test from the middle epochs on), a test
     plateau with epoch-to-epoch jumps under the constant learning rate; the receptive field (28)
@@ -151,7 +151,7 @@ def Model_2(dropout: float = 0.1) -> nn.Module:
 
     Target: close step 1's train-test gap without adding parameters: channel dropout (p = 0.1)
     after every conv block, everything else as in step 1.
-    Result: 7,088 params; last-3-epoch test accuracy min 98.96%, mean 99.037% over 5 seeds;
+    Result: 7,088 params; last-3-epoch test accuracy min 98.92%, mean 99.049% over 5 seeds;
     0/5 seeds hold >= 99.4%.
     Analysis: the gap closed and overshot: train accuracy far below test, and test accuracy below
     step 1's. The 7k net cannot spare the capacity dropout takes: it underfits. Regularise with
@@ -162,16 +162,18 @@ def Model_2(dropout: float = 0.1) -> nn.Module:
 
 @register("step3")
 def Model_3(dropout: float = 0.0) -> nn.Module:
-    """Step 3: augmentation instead of dropout, the spare budget on the last block (reports/step3.md).
+    """Step 3: augmentation instead of dropout, annealing, a weight average (reports/step3.md).
 
-    Target: 99.4% on each of the last 3 epochs on every seed. Step 2 underfit (dropout took
-    capacity a 7k net lacks) and plateaued at a constant learning rate, so: batch rotation,
-    shift and zoom instead of dropout, a one-cycle schedule, batch 64, and 16 -> 20 channels in
-    the last block (chosen on the validation split).
-    Result: 7,712 params; last-3-epoch test accuracy min 99.46%, mean 99.502% over 5 seeds;
-    5/5 seeds hold >= 99.4%.
-    Analysis: no overfitting (test above train accuracy at every epoch, test loss falling to the
-    end), the annealed learning rate keeps the last epochs steady, RF 28 covers the image.
+    Target: 99.4% on each of the last 3 epochs on at least 19 of 20 seeds. Step 2 underfit
+    (dropout took capacity a 7k net lacks) and plateaued at a constant learning rate, so: batch
+    rotation, shift and zoom instead of dropout, a one-cycle schedule, batch 64, 16 -> 20 channels
+    in the last block, and an exponential moving average of the weights evaluated in their place
+    (all chosen on the validation split).
+    Result: 7,712 params; last-3-epoch test accuracy min 99.42%, mean 99.507% over 20 seeds;
+    20/20 seeds hold >= 99.4%.
+    Analysis: no overfitting (test at or above train accuracy at every epoch, test loss falling
+    to the end); the annealed schedule and the average keep the scored epochs flat; RF 28 covers
+    the image. The margin is small (a few test images), so 20 seeds, not five, are the evidence.
     """
     return TinyNet(WIDE_END, dropout)
 
@@ -195,12 +197,11 @@ def Model_4(dropout: float = SECOND_POOL_DROPOUT) -> nn.Module:
     padding, a second pool, dropout, schedule and training settings under 4,000 parameters on the
     validation split; this is their best trial, with its training settings as found
     (experiments/frontier.toml).
-    Result: 3,702 params; last-3-epoch test accuracy min 99.38%, mean 99.414% over 5 seeds;
-    3/5 seeds hold >= 99.4%.
-    Analysis: the sub-4,000 target is missed by single epochs two hundredths below the line on
-    two seeds; train accuracy stays below test (no memorising: the net is at its capacity). It
-    beats the wider Model_5 on seeds held and spread: the second pool and the re-tuned recipe
-    are worth more than width at this size.
+    Result: 3,702 params; last-3-epoch test accuracy min 99.25%, mean 99.363% over 5 seeds;
+    1/5 seeds hold >= 99.4%.
+    Analysis: missed: the mean itself is below the line; train accuracy stays below test (no
+    memorising: the net is at its capacity). The same seeds on AVX-512 kernels held on more
+    seeds: at this margin five seeds do not rank it against the wider Model_5.
     """
     return TinyNet(SECOND_POOL, dropout)
 
@@ -216,12 +217,11 @@ def Model_5(dropout: float = 0.0) -> nn.Module:
 
     Target: the challenge on every seed with fewer parameters than the best public result (about
     5,900, one run). Model_4 showed what the sweeps could do under 4,000; a ladder of narrower
-    step-3 skeletons (4,596 to 6,216 parameters, step-3 recipe) on the validation split put this
-    rung highest, so it is tested on five seeds exactly like step 3.
-    Result: 5,200 params; last-3-epoch test accuracy min 99.31%, mean 99.413% over 5 seeds;
+    step-3 skeletons (4,596 to 6,216 parameters, step-3 recipe without the weight average) on the
+    validation split put this rung highest, so it is tested on five seeds like step 3's first five.
+    Result: 5,200 params; last-3-epoch test accuracy min 99.30%, mean 99.397% over 5 seeds;
     2/5 seeds hold >= 99.4%.
-    Analysis: missed: the mean is above 99.4% but the seeds spread more than Model_3's, so single
-    epochs dip below the line; narrowing the step-3 skeleton with its recipe unchanged saves
-    parameters less well than Model_4's design.
+    Analysis: missed: the mean sits on the line and the seeds spread more than Model_3's, so
+    seeds fall on either side; a few hundredths ahead of Model_4, within the noise of five seeds.
     """
     return TinyNet(LADDER_BEST, dropout)

@@ -161,8 +161,9 @@ class ExperimentRun:
     experiment: str         # the experiment file, as reports name it
     seeds: list[int]
     config: dict
-    wall_seconds: float | None
+    wall_seconds: float | None  # of the `tinycnn run` that wrote this file, for the seeds it trained
     workers: int | None
+    trained: list[int] | None = None  # the seeds that run trained or finished (None: not recorded)
 
 
 def write_experiment_run(folder: Path, run: ExperimentRun) -> None:
@@ -175,4 +176,4 @@ def read_experiment_run(folder: Path) -> ExperimentRun | None:
         return None
     raw = read_json(path)
     return ExperimentRun(raw["experiment"], raw["seeds"], upgrade_config(raw["config"]),
-                         raw.get("wall_seconds"), raw.get("workers"))
+                         raw.get("wall_seconds"), raw.get("workers"), raw.get("trained"))

@@ -33,8 +33,7 @@ def result_block(measured: Measured, facts: dict[str, str]) -> str:
         lines.append(f"| {s.seed} | " + " | ".join(pct(a) for a in s.scored) +
                      f" | {pct(s.score)} | {pct(s.best_train)} | {pct(s.best_eval)} | "
                      f"{s.stable_from or 'never'} | {'yes' if s.holds else 'no'} | {s.wall_seconds:.0f}s |")
-    wall = (f"{stats.wall_seconds:.0f}s for all {len(stats.seeds)} seeds with {stats.workers or 'one per core'} "
-            f"parallel worker(s)" if stats.wall_seconds else "not recorded")
+    wall = wall_time(measured.run, len(stats.seeds))
     return "\n".join([
         f"- Parameters: **{facts['params']}** (budget: fewer than {MAX_PARAMS:,}); multiply-accumulates per image: "
         f"{facts['macs']}; epochs: {stats.epochs}.",
@@ -61,6 +60,20 @@ def gap_table(measured: Measured) -> str:
         lines.append(f"| {i + 1} | {pct(train[i], 3)} | {pct(test[i], 3)} | {train[i] - test[i]:+.3f} | "
                      f"{train_loss[i]:.4f} | {test_loss[i]:.4f} | {ok}/{len(stats.histories)} |")
     return "\n".join(lines)
+
+
+def wall_time(run: records.ExperimentRun | None, seeds: int) -> str:
+    """The last `tinycnn run`'s wall time, for the seeds it trained (a resumed run trains only the rest)."""
+    if run is None or not run.wall_seconds:
+        return "not recorded"
+    workers = f"{run.workers or 'one per core'} parallel worker(s)"
+    if run.trained is None:
+        return (f"{run.wall_seconds:.0f}s with {workers} for the last `tinycnn run`, which trained the seeds "
+                f"not finished before it (which ones was not recorded); each seed's own time is in the table")
+    if len(run.trained) == seeds:
+        return f"{run.wall_seconds:.0f}s for all {seeds} seeds with {workers}"
+    return (f"{run.wall_seconds:.0f}s with {workers} for seeds {', '.join(map(str, run.trained))}, which the last "
+            f"`tinycnn run` trained or finished; an earlier one trained the others")
 
 
 def config_table(cfg: TrainConfig) -> str:

@@ -27,6 +27,7 @@ class Measured:
     exp: Experiment
     records: dict[int, dict]
     stats: ExperimentStats
+    run: records.ExperimentRun | None  # the last `tinycnn run` that trained seeds here
 
 
 def load_measured(exp: Experiment, reports_dir: Path) -> Measured | None:
@@ -41,11 +42,9 @@ def load_measured(exp: Experiment, reports_dir: Path) -> Measured | None:
             changed = sorted(k for k in expected if record["config"].get(k) != expected[k])
             raise ConfigError(f"{folder}/seed{seed}.json was trained with other settings than {exp.path} "
                               f"says ({', '.join(changed)}): rerun the experiment")
-    run = records.read_experiment_run(folder)
     stats = experiment_stats(exp.name, exp.train.model, found[exp.seeds[0]]["params"],
-                             count_macs(model_for(exp.train)), found,
-                             run.wall_seconds if run else None, run.workers if run else None)
-    return Measured(exp, found, stats)
+                             count_macs(model_for(exp.train)), found)
+    return Measured(exp, found, stats, records.read_experiment_run(folder))
 
 
 def pct(value: float, digits: int = 2) -> str:

@@ -50,7 +50,7 @@ def robustness(facts: dict[str, str]) -> str:
     """Step 3's claim as a statistic: how many seeds hold, and what that promises for the next one."""
     held, seeds = facts["passing"].split("/")
     return (f"**Step 3 holds on {held} of {seeds} seeds** (each of epochs 13-15 at or above 99.4%). With 95% "
-            f"confidence (Wilson interval) the share of all seeds that hold lies between {facts['passing_ci']}: "
+            f"confidence (Wilson interval) the share of all seeds that hold is in {facts['passing_ci']}: "
             f"a new seed of your own will most likely hold, and no finite run can promise it always will. "
             f"Over all {int(seeds) * 3} scored values: mean **{facts['last3_mean']}**, lowest {facts['last3_min']} "
             f"(seeds that miss: {facts['failing_seeds']}). Per seed: [reports/step3.md](reports/step3.md).")
