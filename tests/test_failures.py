@@ -211,6 +211,7 @@ BAD = [  # (arguments, what the one line must name)
     (["export", "Model_3", "--format", "c", "--weights", "int4", "--out", "x"], "--weights"),
     (["export", "Model_3", "--out", "x"], "--format"), (["predict", "Model_3"], "IMAGE"),
     (["demo", "--port", "70000"], "--port"), (["demo", "--port", "http"], "--port"),
+    (["export-check", "--reports", "/nonexistent"], "/nonexistent"),
     (["frobnicate"], "frobnicate"),
 ]
 

@@ -16,8 +16,9 @@ from tinycnn.experiment import Experiment, load_experiment, load_experiments
 from tinycnn.model import MODELS
 from tinycnn.records import ExperimentRun
 from tinycnn.report import write_all
-from tinycnn.report.bench_page import end_to_end, processes
+from tinycnn.report.bench_page import end_to_end, isa, processes
 from tinycnn.report.experiment_page import gap_table, result_block, wall_time
+from tinycnn.report.export_page import verdict
 from tinycnn.report.facts import FactBook, Measured, experiment_facts, load_measured, result_line
 from tinycnn.report.readme import update_readme
 from tinycnn.report.sweep_page import frontier, pruned_when, trial_counts
@@ -164,4 +165,24 @@ def test_train_defaults_are_the_final_step_settings():
 
 def test_every_experiment_has_written_analysis():
     for exp in load_experiments(ROOT / "experiments"):
-        assert "written once the runs are in" not in exp.analysis and len(exp.analysis) > 200, exp.name
+        assert "written once the runs are in" not in exp.analysis.lower() and len(exp.analysis) > 200, exp.name
+
+
+def test_the_int8_verdict_separates_models_below_the_line_in_fp32():
+    def model(seed, fp32, int8, c_int8):
+        return {"model": "Model_3", "seed": seed, "pytorch_test_accuracy": fp32,
+                "int8": {"test_accuracy": int8}, "c_int8": {"test_accuracy": c_int8}}
+    kept, lost, below = model(0, 99.50, 99.48, 99.51), model(1, 99.41, 99.42, 99.39), model(2, 99.38, 99.38, 99.36)
+    text = verdict({"models": [kept, lost, below]})
+    assert text.startswith("**Not for every model:** of the 2 models that reach 99.4% in fp32, `Model_3` seed 1 drop")
+    assert "`Model_3` seed 2: below 99.4% already in fp32 (99.38%)" in text and "-0.02 to +0.01 points" in text
+    assert verdict({"models": [kept]}).startswith("**Yes, for all 1 models that reach 99.4% in fp32**")
+
+
+def test_the_isa_section_reads_a_speed_cost_either_way():
+    result = {"batch": 64, "isa": {"pinned_img_s": [90.0, 90.0], "native_img_s": [100.0, 100.0],
+                                   "pinned_kernels": "AVX2", "native_kernels": "AVX512"}}
+    assert "the pin costs 10.0% of the speed here" in isa(result)
+    result["isa"]["pinned_img_s"] = [110.0, 110.0]
+    assert "the pin costs no speed here (pinned is 10.0% faster)" in isa(result)
+    assert isa({"batch": 64}) == ""

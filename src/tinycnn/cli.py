@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from . import commands  # deferred on purpose: see the module docstring
 
-        return getattr(commands, args.command)(args)
+        return getattr(commands, args.command.replace("-", "_"))(args)  # export-check -> export_check
     except ConfigError as e:
         print(f"tinycnn: error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -17,7 +17,7 @@ from PIL import Image
 
 from . import records
 from .challenge import TARGET
-from .config import TrainConfig
+from .config import TrainConfig, repo_path
 from .data import MNIST
 from .errors import ConfigError
 from .export import export
@@ -89,13 +89,14 @@ def preprocessing_agreement(weights: Weights, data: MNIST, count: int = PASTED_D
 
 def check_exports(data: MNIST, reports_dir: Path, shipped: Path, log=print) -> dict:
     result = {"machine": machine(), "models": []}
-    for experiment, seed in CHECKED:
+    paths = [run_weights(reports_dir, experiment, seed) for experiment, seed in CHECKED]  # all there, before any work
+    for (experiment, seed), path in zip(CHECKED, paths):
         log(f"{experiment} seed {seed}: exporting to ONNX, int8 ONNX, C (fp32 and int8 weights)")
-        weights = load_weights(run_weights(reports_dir, experiment, seed))
+        weights = load_weights(path)
         result["models"].append({"experiment": experiment, "seed": seed, "model": weights.name,
                                  **measure_model(weights, data)})
     log(f"preprocessing: {PASTED_DIGITS} pasted test digits through the shipped Model_3")
-    result["preprocessing"] = {"weights": str(shipped), **preprocessing_agreement(load_weights(shipped), data)}
+    result["preprocessing"] = {"weights": repo_path(shipped), **preprocessing_agreement(load_weights(shipped), data)}
     return result
 
 
