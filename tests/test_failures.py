@@ -216,6 +216,13 @@ BAD = [  # (arguments, what the one line must name)
 ]
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has the GPU asked for")
+def test_asking_for_a_gpu_that_is_not_there_is_one_line_and_leaves_no_folder(tmp_path):
+    for command in (["train", "--out", tmp_path / "run"], ["run", "experiments/step1.toml", "--out", tmp_path / "exp"]):
+        assert "--device cuda: no CUDA GPU" in one_line_error(run_cli(*command, "--device", "cuda"), code=2)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_bad_command_lines_exit_2_with_one_line_naming_the_option():
     assert len(BAD) >= 30
     with ThreadPoolExecutor(4) as pool:  # most answer before torch is imported; the rest overlap

@@ -21,7 +21,7 @@ from .cli import option
 from .config import TrainConfig
 from .console import RunProgress, TrainProgress, scored_line
 from .data import find_mnist, load_mnist
-from .engine import model_for
+from .engine import model_for, resolve_device
 from .errors import EXIT_DATA, EXIT_DIVERGED, EXIT_INTERRUPTED, ConfigError, DataError, Diverged
 from .experiment import default_folder, load_experiment, run_config, run_experiment
 from .export import export as export_model
@@ -64,6 +64,7 @@ def train(args: argparse.Namespace) -> int:
     else:
         cfg = TrainConfig.from_dict(given_settings(args))
         model_info(cfg.model)
+        resolve_device(cfg.device)  # before the run folder exists: a refused run leaves nothing behind
         folder = Path(args.out or f"runs/{cfg.model}-seed{cfg.seed}-{datetime.now():%Y%m%d-%H%M%S}")
         prepare_folder(folder, force=args.force)
     source = find_mnist(args.data_dir)

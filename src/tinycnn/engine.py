@@ -20,7 +20,7 @@ from torch import nn
 from .augment import AffineSpec, BatchLoader
 from .config import TrainConfig
 from .data import MNIST, channel_stats, load_mnist
-from .errors import Diverged
+from .errors import ConfigError, Diverged
 from .model import build_model
 
 EVAL_BATCH = 2000        # evaluation has no backward pass, so large batches are cheapest
@@ -44,7 +44,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was asked for but no CUDA GPU is available")
+        raise ConfigError("--device cuda: no CUDA GPU is available here (use --device auto or cpu)", key="device")
     return torch.device(name)
 
 

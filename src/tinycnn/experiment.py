@@ -16,7 +16,7 @@ from pathlib import Path
 from . import records
 from .config import TrainConfig, read_toml, repo_path
 from .data import find_mnist, load_mnist
-from .engine import Events
+from .engine import Events, resolve_device
 from .errors import ConfigError, Diverged
 from .parallel import Messages, run_tasks
 from .runner import prepare_folder, train_run, writable_folder
@@ -145,6 +145,7 @@ def run_experiment(exp: Experiment, cfg: TrainConfig, seeds: list[int], folder: 
     `on_message(seed, payload)` hears each worker's ("steps", n) and ("epoch", record) messages.
     """
     load_mnist(source=find_mnist(data_dir))  # fail fast, and build the cache once, before any worker
+    resolve_device(cfg.device)
     writable_folder(folder)
     todo = seeds_to_train(folder, cfg, seeds, force)
     if todo:
