@@ -236,7 +236,8 @@ def run_bench(out_dir: Path, data_dir=None, steps: int = 60, repeats: int = 3, f
     result["breakdown_ms"] = step_breakdown(data, cfg, batch, steps)
 
     log("3/4 scaling with batch size, threads and processes")
-    result["scaling"] = [{"batch": b, "threads": t, "img_s": tinycnn_throughput(data, b, max(8, steps * batch // b), cfg, t)}
+    # the same number of images at every batch size (at least two batches, for tiny test runs)
+    result["scaling"] = [{"batch": b, "threads": t, "img_s": tinycnn_throughput(data, b, max(2, steps * batch // b), cfg, t)}
                          for t in (1, 2) for b in (64, 128, 256, 512, 1024)]
     result["processes"] = [{"processes": p, "total_img_s": parallel_throughput(p, batch, steps, data_dir)}
                            for p in (1, 2)]

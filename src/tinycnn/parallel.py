@@ -93,8 +93,9 @@ def run_tasks(function: Callable, tasks: list[tuple], workers: int,
             while waiting or running:
                 while waiting and len(running) < workers:
                     index, args = waiting.pop(0)
-                    running[index] = context.Process(target=task_main, args=(function, args, index, channel))
-                    running[index].start()
+                    process = context.Process(target=task_main, args=(function, args, index, channel))
+                    process.start()
+                    running[index] = process  # only once started: `stop` joins what is in here
                 for kind, index, payload in receive(channel, running, dead_since):
                     if kind == "message" and on_message:
                         on_message(index, payload)
