@@ -10,7 +10,8 @@ A run folder (`tinycnn train`, and `<experiment folder>/seed<N>/` for each seed 
 
 An experiment folder (`tinycnn run`; reports/<experiment>/ by default):
   experiment.json    {"experiment": file, "seeds": [...], "config": {...}, "wall_seconds": s,
-                      "workers": n}: how the seeds were run
+                      "workers": n, "trained": [...]}: how the last `tinycnn run` that trained
+                      went (a resumed run trains, and times, only the seeds not yet finished)
   seed<N>.json       the metrics record of seed N (committed beside the reports that quote it)
   seed<N>/           the run folder of seed N (weights and checkpoint; not committed)
 
