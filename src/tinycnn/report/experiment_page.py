@@ -14,7 +14,7 @@ import torch
 
 from .. import records
 from ..analysis import model_tables_markdown
-from ..challenge import MAX_PARAMS, SCORED_EPOCHS, TARGET, score
+from ..challenge import MAX_PARAMS, TARGET, scored
 from ..config import TrainConfig, repo_path
 from ..engine import model_for
 from ..experiment import Experiment
@@ -93,16 +93,16 @@ def validation_block(exp: Experiment, reports_dir: Path) -> str:
         changed = {k: v for k, v in cfg.to_dict().items()
                    if v != getattr(exp.train, k) and k not in ("holdout", "seed")}
         variant = ", ".join(f"{k}={v}" for k, v in changed.items()) or "as in this file"
-        scores, scored = [], []
+        scores, every = [], []
         for seed in run.seeds:
             record = records.read_metrics(records.seed_path(folder, seed))
-            last = [r["eval_acc"] for r in record["history"][-SCORED_EPOCHS:]]
+            last = scored(record["history"])
             rows.append(f"| {folder.name} | {variant} | {record['params']:,} | {seed} | "
-                        + " | ".join(pct(a) for a in last) + f" | {pct(score(record['history']))} |")
-            scores.append(score(record["history"]))
-            scored += last
+                        + " | ".join(pct(a) for a in last) + f" | {pct(min(last))} |")
+            scores.append(min(last))  # the challenge's score: the worst scored epoch
+            every += last
         summary.append(f"| {folder.name} | {variant} | {len(scores)} | {pct(statistics.fmean(scores), 3)} | "
-                       f"{pct(min(scores))} | {pct(statistics.fmean(scored), 3)} |")
+                       f"{pct(min(scores))} | {pct(statistics.fmean(every), 3)} |")
     if not rows:
         return ""
     return ("\n## Tuning on the validation split\n\nSettings were chosen on a validation split, never on the "

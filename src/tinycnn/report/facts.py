@@ -68,6 +68,7 @@ def experiment_facts(stats: ExperimentStats) -> dict[str, str]:
         "params": f"{stats.params:,}",
         "macs": f"{stats.macs:,}",
         "seeds": str(len(stats.seeds)),
+        "holding": str(stats.holding),
         "passing": f"{stats.holding}/{len(stats.seeds)}",
         "passing_ci": f"{100 * low:.0f}-{100 * high:.0f}%",
         "failing_seeds": ", ".join(str(s.seed) for s in stats.seeds if not s.holds) or "none",

@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 from ..analysis import receptive_field_facts, receptive_field_table
+from ..challenge import SCORED_EPOCHS
 from ..config import repo_path
 from ..engine import model_for
 from ..errors import ConfigError
@@ -48,11 +49,11 @@ def frontier_table(experiments: list[Experiment], facts: dict[str, dict[str, str
 
 def robustness(facts: dict[str, str]) -> str:
     """Step 3's claim as a statistic: how many seeds hold, and what that promises for the next one."""
-    held, seeds = facts["passing"].split("/")
-    return (f"**Step 3 holds on {held} of {seeds} seeds** (each of epochs 13-15 at or above 99.4%). With 95% "
+    seeds = int(facts["seeds"])
+    return (f"**Step 3 holds on {facts['holding']} of {seeds} seeds** (each of epochs 13-15 at or above 99.4%). With 95% "
             f"confidence (Wilson interval) the share of all seeds that hold is in {facts['passing_ci']}: "
             f"a new seed of your own will most likely hold, and no finite run can promise it always will. "
-            f"Over all {int(seeds) * 3} scored values: mean **{facts['last3_mean']}**, lowest {facts['last3_min']} "
+            f"Over all {seeds * SCORED_EPOCHS} scored values: mean **{facts['last3_mean']}**, lowest {facts['last3_min']} "
             f"(seeds that miss: {facts['failing_seeds']}). Per seed: [reports/step3.md](reports/step3.md).")
 
 
