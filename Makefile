@@ -9,7 +9,7 @@ MODEL  ?= Model_3
 EPOCHS ?= 15
 SEED   ?= 0
 
-.PHONY: setup train test demo bench report export-check clean
+.PHONY: setup train test docs demo bench report export-check clean
 
 setup: $(STAMP)
 
@@ -26,8 +26,14 @@ $(NODE): package.json package-lock.json
 train: $(STAMP)
 	$(BIN)/tinycnn train --model $(MODEL) --epochs $(EPOCHS) --seed $(SEED)
 
+# Test files run in two processes, each file whole in one of them (--dist loadfile keeps a file's
+# module fixtures, its trained models and exports, in one process).
 test: $(STAMP) $(NODE)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# docs/demo.png: the README's picture of the demo page, taken by the browser test itself
+docs: $(STAMP) $(NODE)
+	$(BIN)/python -m pytest -q tests/test_demo.py -k screenshot --demo-screenshot docs/demo.png
 
 demo: $(STAMP) $(NODE)
 	$(BIN)/tinycnn demo

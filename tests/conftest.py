@@ -10,7 +10,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+import optuna
 import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 SESSION_CACHE = Path(tempfile.mkdtemp(prefix="tinycnn-test-cache-"))
@@ -18,6 +21,13 @@ os.environ["XDG_CACHE_HOME"] = str(SESSION_CACHE)
 os.environ.pop("TINYCNN_DATA", None)
 
 from tinycnn.data import IDX_NAMES, load_mnist, write_idx  # noqa: E402  (after the environment is set)
+from tinycnn.export_check import pasted_digits  # noqa: E402
+from tinycnn.sweep import load_sweep  # noqa: E402
+
+
+def pytest_addoption(parser):
+    parser.addoption("--demo-screenshot", metavar="PNG", help="where the demo test saves its screenshot "
+                     "(`make docs`: docs/demo.png); by default a temporary folder")
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +65,53 @@ TINY = dict(epochs=1, train_subset=2000, test_subset=1000, batch_size=100, rotat
 
 def without_time(history):
     return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
+
+
+# A tiny sweep file (test_sweep, test_failures, test_postgres): seconds per trial.
+TINY_SWEEP = """
+title = "tiny"
+budget = {budget}
+study = "tiny"
+storage = "sqlite:///{db}"
+prune_warmup = 1
+heartbeat = 1
+grace_period = 2
+layout = "c{{c1}},c12,t8,m,c{{c3}},c16"
+
+[train]
+epochs = {epochs}
+holdout = 10000
+train_subset = {subset}
+test_subset = 1000
+batch_size = 50
+
+[space]
+c1 = {{choices = [4, 6]}}
+c3 = {{int = [12, 16], step = 2}}
+lr = {{float = [0.05, 0.2], log = true}}
+"""
+
+
+def sweep_file(tmp_path, budget=8000, epochs=1, subset=5000):
+    path = tmp_path / "tiny_sweep.toml"
+    path.write_text(TINY_SWEEP.format(budget=budget, db=tmp_path / "tiny.db", epochs=epochs, subset=subset))
+    return path
+
+
+def trials(path):
+    sweep = load_sweep(path)
+    return optuna.load_study(study_name=sweep.study, storage=sweep.storage).get_trials()
+
+
+# Pictures of every kind `predict` takes, for the Python/JavaScript preprocessing twins (test_predict, test_demo).
+def preprocessing_pictures(mnist) -> list[np.ndarray]:
+    """uint8 RGBA pictures of every kind predict takes: pasted digits, a photo-like page, transparency."""
+    pasted = [np.clip(p * 255 + 0.5, 0, 255).astype(np.uint8) for p in pasted_digits(mnist, 12, seed=3)[0]]
+    digit = np.asarray(Image.fromarray(mnist.test_images[7]).resize((90, 90), Image.BILINEAR)) / 255.0
+    paper = np.linspace(0.95, 0.6, 240)[None, :] * np.ones((160, 1))
+    paper[30:120, 70:160] *= 1 - 0.8 * digit
+    photo = np.dstack([paper * 255, paper * 240, paper * 220, np.full_like(paper, 255)]).astype(np.uint8)
+    alpha = np.zeros((120, 100), np.uint8)
+    alpha[20:100, 45:58] = 255  # a black bar on a transparent background
+    transparent = np.dstack([np.zeros_like(alpha)] * 3 + [alpha])
+    return pasted + [photo, transparent, np.dstack([mnist.test_images[9]] * 3 + [np.full((28, 28), 255, np.uint8)])]

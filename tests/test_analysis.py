@@ -1,6 +1,5 @@
 """Parameters, MACs and receptive fields: the calculators against hand-worked tables and torchinfo."""
 import pytest
-import torch
 from torch import nn
 
 from conftest import run_cli

@@ -1,11 +1,13 @@
 """The command line end to end, as a user runs it: real subprocesses, real files."""
 import json
+import re
 
 import torch
 
 from conftest import TINY, run_cli
 from tinycnn import records
-from tinycnn.engine import evaluate, make_loaders, split_for
+from tinycnn.data import split_for
+from tinycnn.engine import evaluate, make_loaders
 from tinycnn.config import TrainConfig
 from tinycnn.model import build_model, count_parameters
 from tinycnn.weights import load_weights
@@ -14,8 +16,11 @@ from tinycnn.weights import load_weights
 def test_help_answers_and_lists_every_command():
     result = run_cli("--help")
     assert result.returncode == 0
-    for command in ("train", "run", "summary", "report", "bench", "sweep"):
-        assert command in result.stdout
+    listed = re.search(r"\{([a-z,-]+)\}", result.stdout).group(1).split(",")  # argparse's {train,run,...}
+    assert set(listed) >= {"train", "run", "summary", "report", "bench", "sweep", "evaluate", "predict", "export",
+                           "export-check", "demo"}
+    for command in listed:  # and each one's own help answers
+        assert run_cli(command, "--help").returncode == 0, command
 
 
 def test_train_writes_a_complete_run_folder(tmp_path, mnist):

@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT
+from conftest import ROOT, preprocessing_pictures
 from tinycnn.analysis import receptive_field_table, trace_leaf_calls
-from tinycnn.export_check import pasted_digits
 from tinycnn.inference import probabilities
 from tinycnn.model import count_parameters
 from tinycnn.preprocess import preprocess_rgba
@@ -25,7 +24,6 @@ from tinycnn.weights import load_model
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
                                 reason="no chromium (apt-get install -y chromium); CI installs it")
-SCREENSHOT = ROOT / "docs" / "demo.png"
 
 
 def start_server(*args) -> tuple[subprocess.Popen, str]:
@@ -120,7 +118,7 @@ def test_hovering_a_cell_outlines_its_receptive_field(page, model):
     draw(page, ONE)
     rows = receptive_field_table(weights.model)
     for block in ("conv1", "pool1", "conv3"):
-        row = [r for r in rows if r.layer.split(" ")[0].split(".")[0] == block][-1]
+        row = [r for r in rows if r.block == block][-1]
         cell = page.locator(f'canvas[data-block="{block}"][data-channel="0"]')
         size = cell.bounding_box()
         y = x = row.n_out // 2  # a middle cell: its field lies inside the image
@@ -146,22 +144,9 @@ def test_switching_models(page):
     assert prediction(page) == "1"
 
 
-def pictures(mnist) -> list[np.ndarray]:
-    """uint8 RGBA pictures of every kind predict takes: pasted digits, a photo-like page, transparency."""
-    pasted = [np.clip(p * 255 + 0.5, 0, 255).astype(np.uint8) for p in pasted_digits(mnist, 12, seed=3)[0]]
-    digit = np.asarray(Image.fromarray(mnist.test_images[7]).resize((90, 90), Image.BILINEAR)) / 255.0
-    paper = np.linspace(0.95, 0.6, 240)[None, :] * np.ones((160, 1))
-    paper[30:120, 70:160] *= 1 - 0.8 * digit
-    photo = np.dstack([paper * 255, paper * 240, paper * 220, np.full_like(paper, 255)]).astype(np.uint8)
-    alpha = np.zeros((120, 100), np.uint8)
-    alpha[20:100, 45:58] = 255  # a black bar on a transparent background
-    transparent = np.dstack([np.zeros_like(alpha)] * 3 + [alpha])
-    return pasted + [photo, transparent, np.dstack([mnist.test_images[9]] * 3 + [np.full((28, 28), 255, np.uint8)])]
-
-
 def test_the_pages_preprocessing_equals_pythons(page, mnist):
     """Tolerance: every pixel within 1 (of 255): the two sum float64 products in different orders."""
-    for picture in pictures(mnist):
+    for picture in preprocessing_pictures(mnist):
         height, width = picture.shape[:2]
         in_page = np.array(page.evaluate("([rgba, w, h]) => window.tinycnn.preprocess(rgba, w, h)",
                                          [picture.reshape(-1).tolist(), width, height]))
@@ -169,14 +154,19 @@ def test_the_pages_preprocessing_equals_pythons(page, mnist):
         assert np.abs(in_page - in_python).max() <= 1 and (in_page == in_python).mean() > 0.99
 
 
-def test_screenshot_for_the_readme(page):
-    """The README's picture of the page is this test's screenshot: a digit, its maps and one field."""
+def test_screenshot_for_the_readme(page, request, tmp_path):
+    """The README's picture of the page: a digit, its maps and one field. `make docs` runs this test
+    with --demo-screenshot docs/demo.png; otherwise the picture goes to tmp_path (a test never writes
+    into the checkout)."""
     draw(page, [[(0.3, 0.25), (0.7, 0.25), (0.4, 0.5), (0.7, 0.7), (0.35, 0.85)]])  # a three-ish stroke
     cell = page.locator('canvas[data-block="conv3"][data-channel="3"]')
     cell.hover(position={"x": cell.bounding_box()["width"] * 0.45, "y": cell.bounding_box()["height"] * 0.45})
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
-    assert Image.open(SCREENSHOT).size[0] >= 1000
+    assert page.locator("#rf-info").inner_text().strip()  # the hovered cell's field is described
+    screenshot = Path(request.config.getoption("demo_screenshot") or tmp_path / "demo.png")
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(screenshot), full_page=True)
+    picture = np.asarray(Image.open(screenshot).convert("L"))
+    assert picture.shape[1] >= 1000 and picture.std() > 10  # a page with content, not a blank one
 
 
 def test_the_static_folder_works_on_a_plain_static_server(browser, tmp_path):

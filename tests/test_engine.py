@@ -1,12 +1,20 @@
 """The training core on small real subsets: determinism, every optimiser, the weight average,
 resuming from a checkpoint state, and divergence."""
+import os
+import platform
+import subprocess
+import sys
+
 import pytest
 import torch
 
-from conftest import TINY, without_time
+from conftest import ROOT, TINY, without_time
+from tinycnn import PINNED_KERNELS, records
 from tinycnn.config import TrainConfig
 from tinycnn.engine import Events, WeightAverage, fit
 from tinycnn.errors import Diverged
+from tinycnn.experiment import load_experiment
+from tinycnn.machine import cpu_flags, machine_description
 from tinycnn.model import build_model
 
 
@@ -60,10 +68,33 @@ class StopAfter(Events):
     def __init__(self, epoch):
         self.epoch, self.state = epoch, None
 
-    def epoch_end(self, record, checkpoint):
-        if record["epoch"] == self.epoch:
-            self.state = checkpoint()
+    def epoch_end(self, training):
+        if training.history[-1]["epoch"] == self.epoch:
+            self.state = training.checkpoint()
             raise KeyboardInterrupt  # as if the run were stopped here
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64" or "avx2" not in (cpu_flags() or set()) or torch.cuda.is_available(),
+                    reason="the same digits are promised on x86-64 CPUs with AVX2 (elsewhere: the same distribution)")
+def test_this_cpu_repeats_the_committed_step3_run(mnist):
+    """README, "Same seed, same numbers": seed 0's first epoch of the step-3 experiment (its
+    15-epoch schedule) equals the committed record to the last bit. It failed on a Xeon with AVX-512
+    and AMX while only oneDNN and ATen were pinned: MKL chose another code path there."""
+    stop = StopAfter(1)
+    with pytest.raises(KeyboardInterrupt):
+        fit(load_experiment(ROOT / "experiments" / "step3.toml").train.replace(seed=0), mnist, stop)
+    committed = records.read_metrics(records.seed_path(ROOT / "reports" / "step3", 0))["history"][0]
+    assert without_time(stop.state["history"]) == without_time([committed]), machine_description()
+
+
+def test_importing_tinycnn_pins_the_kernels_unless_told_not_to():
+    code = "import os, tinycnn, torch; print(torch.backends.cpu.get_cpu_capability(), *sorted(k for k in tinycnn.PINNED_KERNELS if k in os.environ))"
+    clean = {k: v for k, v in os.environ.items() if k not in PINNED_KERNELS and k != "TINYCNN_NATIVE_ISA"}
+    pinned = subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True, check=True).stdout.split()
+    assert pinned[1:] == sorted(PINNED_KERNELS) and pinned[0] != "AVX512"
+    native = subprocess.run([sys.executable, "-c", code], env={**clean, "TINYCNN_NATIVE_ISA": "1"}, capture_output=True,
+                            text=True, check=True).stdout.split()
+    assert native[1:] == []
 
 
 def test_resuming_a_checkpoint_state_gives_the_uninterrupted_run(mnist):

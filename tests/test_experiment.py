@@ -6,8 +6,8 @@ from tinycnn import records
 from tinycnn.config import TrainConfig
 from tinycnn.engine import fit
 from tinycnn.errors import ConfigError
-from tinycnn.experiment import (Experiment, default_folder, load_experiment, load_experiments, run_config,
-                                run_experiment, settings_label)
+from tinycnn.experiment import (EpochDone, Experiment, RunEvents, StepsDone, default_folder, load_experiment,
+                                load_experiments, run_config, run_experiment, settings_label, steps_to_train)
 from tinycnn.report.experiment_page import validation_block
 
 TINY_EXPERIMENT = """title = "Tiny: a test experiment"
@@ -21,7 +21,8 @@ seeds = [0, 1]
 
 def test_committed_experiment_files_load():
     names = [e.name for e in load_experiments(ROOT / "experiments")]
-    assert names[:0] == [] and {"step1", "step2", "step3"} <= set(names)
+    files = sorted(p.stem for p in (ROOT / "experiments").glob("*.toml") if not p.stem.endswith("_sweep"))
+    assert names == files and {"step1", "step2", "step3"} <= set(names)  # every file loads, none is skipped
     for exp in load_experiments(ROOT / "experiments"):
         assert exp.train.epochs <= 15 and exp.target and exp.seeds
 
@@ -73,13 +74,44 @@ def test_parallel_seeds_equal_seeds_run_alone(mnist, tmp_path):
         assert without_time(found[seed]["history"]) == without_time(alone.history)
         assert records.run_status(records.seed_run_folder(tmp_path, seed)) == "complete"
         assert (records.seed_run_folder(tmp_path, seed) / records.WEIGHTS).exists()
-    # a second run finds both seeds finished and trains nothing
+    # a second run finds both seeds finished and trains nothing: its progress bar plans no step
     before = {p: p.stat().st_mtime_ns for p in tmp_path.glob("seed*.json")}
-    run_experiment(exp, cfg, [0, 1], tmp_path, workers=2)
+    heard = Heard()
+    run_experiment(exp, cfg, [0, 1], tmp_path, workers=2, events=heard)
     assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("seed*.json")} == before
+    assert heard.plan == (0, []) and heard.messages == []
     # other settings in the same folder are refused unless forced
     with pytest.raises(ConfigError, match="seed 0 trained with other settings \\(lr\\)"):
         run_experiment(exp, cfg.replace(lr=0.2), [0], tmp_path, workers=1)
+
+
+class Heard(RunEvents):
+    def __init__(self):
+        self.plan, self.messages = None, []
+
+    def planned(self, steps, seeds):
+        self.plan = (steps, seeds)
+
+    def message(self, seed, message):
+        self.messages.append((seed, message))
+
+
+def test_the_progress_bar_counts_exactly_the_steps_left(mnist, tmp_path):
+    """A resumed seed plans only its remaining epochs, and the workers' steps add up to the plan."""
+    cfg = TrainConfig(**{**TINY, "epochs": 2})  # 2,000 images in batches of 100: 20 steps an epoch
+    exp = Experiment("tiny", "t", "x", "y", cfg, [0], str(tmp_path / "tiny.toml"))
+    heard = Heard()
+    run_experiment(exp, cfg, [0], tmp_path, workers=1, events=heard)
+    assert heard.plan == (40, [0])
+    assert sum(m.steps for _, m in heard.messages if isinstance(m, StepsDone)) == 40
+    assert [m.record["epoch"] for _, m in heard.messages if isinstance(m, EpochDone)] == [1, 2]
+    # as if killed after epoch 1: the seed's record gone, its run folder still running with one epoch
+    run = records.seed_run_folder(tmp_path, 0)
+    metrics = records.read_metrics(run / records.METRICS)
+    records.write_metrics(run, {**metrics, "status": "running", "history": metrics["history"][:1]})
+    records.seed_path(tmp_path, 0).unlink()
+    assert steps_to_train(cfg, tmp_path, [0], mnist, force=False) == 20
+    assert steps_to_train(cfg, tmp_path, [0], mnist, force=True) == 40
 
 
 def test_committed_experiment_files_spell_out_every_setting():

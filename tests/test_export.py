@@ -1,18 +1,27 @@
 """Exports checked by running what was written: onnxruntime for ONNX, the C compiled with
 -Wall -Wextra -Werror for C, on all 10,000 test images."""
-import json
 import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from onnxruntime.quantization import QuantFormat, quantize_static
 from torch import nn
 
 from conftest import one_line_error, run_cli
 from tinycnn.errors import ConfigError
-from tinycnn.export import calibration_images, export, onnx_logits
+from tinycnn.export import (INT16_MAX, Calibration, calibration_images, export, int16_pair_bound, onnx_bytes,
+                            onnx_logits)
 from tinycnn.export_c import plan
-from tinycnn.weights import Weights, load_model
+from tinycnn.machine import int8_kernels
+from tinycnn.weights import load_model
 
 
 @pytest.fixture(scope="module")
@@ -31,42 +40,105 @@ def check_model_json(out, described):
 
 
 def test_onnx_gives_pytorchs_predictions_on_every_test_image(model3, mnist, tmp_path):
-    described = export(model3, "onnx", tmp_path, mnist)
-    check_model_json(tmp_path, described)
-    assert described["predictions_equal_to_pytorch"] == 10_000
-    assert described["test_accuracy"] == described["pytorch_test_accuracy"]
-    assert described["largest_logit_difference"] < 1e-3
+    exported = export(model3, "onnx", tmp_path, mnist)
+    check_model_json(tmp_path, exported.description)
+    agreed = exported.agreement
+    assert agreed.predictions_equal_to_pytorch == 10_000
+    assert agreed.test_accuracy == agreed.pytorch_test_accuracy and agreed.largest_logit_difference < 1e-3
     for batch in (1, 7):  # the batch dimension is free
         assert onnx_logits(tmp_path / "model.onnx", mnist.test_images[:batch]).shape == (batch, 10)
 
 
-def test_int8_onnx_is_smaller_and_close_calibrated_on_training_images_only(model3, mnist, tmp_path):
-    described = export(model3, "int8", tmp_path, mnist)
-    check_model_json(tmp_path, described)
-    fp32 = export(model3, "onnx", tmp_path / "fp32", mnist)
-    assert described["files"]["model.int8.onnx"]["bytes"] < fp32["files"]["model.onnx"]["bytes"]
-    assert abs(described["test_accuracy"] - described["pytorch_test_accuracy"]) < 0.3
+@pytest.fixture(scope="module")
+def int8_export(model3, mnist, tmp_path_factory):
+    out = tmp_path_factory.mktemp("int8")
+    return out, export(model3, "int8", out, mnist)
+
+
+def test_int8_onnx_is_smaller_and_close_calibrated_on_training_images_only(int8_export, model3, mnist, tmp_path):
+    out, exported = int8_export
+    check_model_json(out, exported.description)
+    fp32 = export(model3, "onnx", tmp_path, mnist)
+    assert exported.files["model.int8.onnx"].stat().st_size < fp32.files["model.onnx"].stat().st_size
+    assert abs(exported.agreement.test_accuracy - exported.agreement.pytorch_test_accuracy) < 0.3
     calibration = calibration_images(mnist)[:, 0].astype(np.uint8)
     train = {row.tobytes() for row in mnist.train_images}
     assert all(image.tobytes() in train for image in calibration)
 
 
+def test_int8_onnx_cannot_saturate_on_any_cpu(int8_export, model3, mnist):
+    """Machine-independent: x86 CPUs without VNNI add two uint8 x int8 products into an int16
+    (vpmaddubsw), which clips above 32,767; the exported weights must keep every pair below that.
+    Full-range int8 weights (|w| up to 127) fail this on every machine, VNNI or not."""
+    assert int8_export[1].int8["int16_pair_bound"] <= INT16_MAX
+    with tempfile.TemporaryDirectory() as tmp:  # the same model with full-range weights, as exported before
+        (Path(tmp) / "fp32.onnx").write_bytes(onnx_bytes(model3))
+        quantize_static(str(Path(tmp) / "fp32.onnx"), str(Path(tmp) / "int8.onnx"),
+                        Calibration(calibration_images(mnist)[:100]), quant_format=QuantFormat.QDQ, per_channel=True)
+        assert int16_pair_bound((Path(tmp) / "int8.onnx").read_bytes()) > INT16_MAX  # the check can fail
+
+
+def test_int8_onnx_integer_kernels_agree_with_the_graph_in_float(int8_export):
+    """On the machine that runs it: onnxruntime's integer kernels (picked by this CPU) against the
+    same quantised graph run as float operations with no integer kernel. Saturation (the AVX2 bug)
+    changed 66 of 10,000 predictions and logits by up to 8.9; exact kernels change at most an
+    activation's last bit where float rounding lands on a half step."""
+    check = int8_export[1].int8
+    assert check["predictions_equal_to_float_emulation"] >= 9_995, check
+    assert check["largest_logit_difference_to_float_emulation"] < 0.5, check
+
+
+ON_HASWELL = """import sys, numpy as np, onnxruntime as ort
+options = ort.SessionOptions(); options.intra_op_num_threads = options.inter_op_num_threads = 1
+images = np.load(sys.argv[1]).astype(np.float32)[:, None]
+for model in sys.argv[2:]:
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    np.save(model + ".logits.npy", session.run(["logits"], {"pixels": images})[0])
+"""
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="runs the x86-64 interpreter under qemu's x86 CPU models")
+@pytest.mark.skipif(not shutil.which("qemu-x86_64") and not os.environ.get("CI"), reason="no qemu-user; CI installs it")
+def test_int8_onnx_gives_the_same_logits_on_an_avx2_cpu_without_vnni(int8_export, model3, mnist, tmp_path):
+    """The int8 model run on an emulated Haswell (qemu-user: AVX2, no AVX-512, no VNNI, so
+    onnxruntime picks its int16-pair kernels) gives exactly this machine's logits. The control: the
+    same model with full-range weights gives other logits there whenever this machine's kernels
+    do not saturate (VNNI, ARM), which shows the emulated CPU really runs the saturating kernels."""
+    images = mnist.test_images[:2000]
+    np.save(tmp_path / "images.npy", images)
+    shutil.copyfile(int8_export[1].files["model.int8.onnx"], tmp_path / "fixed.onnx")
+    (tmp_path / "fp32.onnx").write_bytes(onnx_bytes(model3))
+    quantize_static(str(tmp_path / "fp32.onnx"), str(tmp_path / "full_range.onnx"), Calibration(calibration_images(mnist)),
+                    quant_format=QuantFormat.QDQ, per_channel=True)  # the export before 7-bit weights
+    (tmp_path / "run.py").write_text(ON_HASWELL)
+    run = subprocess.run(["qemu-x86_64", "-cpu", "Haswell", sys.executable, "run.py", "images.npy", "fixed.onnx",
+                          "full_range.onnx"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-2000:]
+    for name in ("fixed", "full_range"):
+        here, haswell = onnx_logits((tmp_path / f"{name}.onnx").read_bytes(), images), np.load(tmp_path / f"{name}.onnx.logits.npy")
+        if name == "fixed":
+            assert np.array_equal(here, haswell), np.abs(here - haswell).max()
+        elif not int8_kernels().startswith("x86 AVX2"):  # this machine's kernels do not saturate
+            assert (here.argmax(1) != haswell.argmax(1)).sum() > 0 or np.abs(here - haswell).max() > 1.0
+
+
 @pytest.mark.parametrize("weights", ["fp32", "int8"])
 def test_c_compiles_cleanly_and_matches(model3, mnist, tmp_path, weights):
-    described = export(model3, "c", tmp_path, mnist, weights)
-    check_model_json(tmp_path, described)
+    exported = export(model3, "c", tmp_path, mnist, weights)
+    check_model_json(tmp_path, exported.description)
+    agreed = exported.agreement
     header = (tmp_path / "tinycnn_model.h").read_text()
     assert "int tinycnn_predict(const uint8_t image[784], float logits[10]);" in header
     code = (tmp_path / "tinycnn_model.c").read_text()
     assert "malloc" not in code and "#include <" not in code.replace("#include <stdint.h>", "")
-    c = described["c"]
+    c = exported.c
     assert c["returned_digit_is_argmax"] and c["images_per_second_one_core"] > 0 and "-Werror" in c["checked"]
     if weights == "fp32":  # the same sums in another order: identical predictions, logits equal to float noise
-        assert described["predictions_equal_to_pytorch"] == 10_000 and described["largest_logit_difference"] < 1e-3
+        assert agreed.predictions_equal_to_pytorch == 10_000 and agreed.largest_logit_difference < 1e-3
         convs = [m for m in model3.model.modules() if isinstance(m, nn.Conv2d)]  # BN folded in: weights + a bias each
         assert c["flash_bytes"] == 4 * sum(m.weight.numel() + m.out_channels for m in convs)
     else:
-        assert abs(described["test_accuracy"] - described["pytorch_test_accuracy"]) < 0.3
+        assert abs(agreed.test_accuracy - agreed.pytorch_test_accuracy) < 0.3
         assert c["flash_bytes"] < 0.4 * 4 * 7712
 
 

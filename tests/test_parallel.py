@@ -19,7 +19,7 @@ def square_slowly(x, delay, messages):
     return x * x
 
 
-def fail_with(kind, messages):
+def fail_with(kind):
     if kind == "config":
         raise ConfigError("bad setting", "lr")
     if kind == "bug":
@@ -27,7 +27,7 @@ def fail_with(kind, messages):
     os._exit(3)  # dies without a word
 
 
-def sleep_forever(pid_file, messages):
+def sleep_forever(pid_file):
     Path(pid_file).write_text(str(os.getpid()))
     time.sleep(600)
 
@@ -48,14 +48,14 @@ def test_a_tinycnn_error_arrives_as_itself_and_stops_the_other_workers(tmp_path)
     assert_gone(int(pid_file.read_text()))
 
 
-def dispatch(what, arg, messages):
+def dispatch(what, arg):
     if what == "sleep":
         deadline = time.monotonic() + 30
         while not Path(arg).exists() and time.monotonic() < deadline:
             Path(arg).write_text(str(os.getpid()))
         time.sleep(600)
     time.sleep(2)  # let the sleeper start first
-    return fail_with(arg, messages)
+    return fail_with(arg)
 
 
 def test_an_unexpected_error_arrives_with_the_worker_traceback():

@@ -15,8 +15,7 @@ import pytest
 import sqlalchemy
 from optuna.trial import TrialState
 
-from conftest import ROOT, one_line_error, run_cli
-from test_sweep import TINY
+from conftest import ROOT, TINY_SWEEP, one_line_error, run_cli
 
 URL = os.environ.get("TINYCNN_TEST_POSTGRES_URL")
 pytestmark = pytest.mark.skipif(not URL and not os.environ.get("CI"),
@@ -39,7 +38,7 @@ def database():
 
 def sweep_file(tmp_path: Path, storage: str, budget: int = 8000, epochs: int = 1, subset: int = 2000) -> Path:
     path = tmp_path / "shared_sweep.toml"
-    text = TINY.format(budget=budget, db="unused", epochs=epochs, subset=subset)
+    text = TINY_SWEEP.format(budget=budget, db="unused", epochs=epochs, subset=subset)
     path.write_text(text.replace('storage = "sqlite:///unused"', f'storage = "{storage}"'))
     return path
 

@@ -1,15 +1,20 @@
 """`tinycnn predict` on pictures the tests make themselves: rendered digits, photo-like ink on
 unevenly lit paper, transparent backgrounds, MNIST digits as they are and pasted into canvases."""
 import json
+import os
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from conftest import one_line_error, run_cli
+from conftest import one_line_error, preprocessing_pictures, run_cli
+from tinycnn.demo import write_page
 from tinycnn.export_check import pasted_digits
 from tinycnn.inference import probabilities
-from tinycnn.preprocess import area_weights, ink, preprocess_rgba
+from tinycnn.errors import DataError
+from tinycnn.preprocess import area_weights, ink, preprocess_file, preprocess_rgba, read_picture
 from tinycnn.weights import load_model
 
 
@@ -69,10 +74,10 @@ def test_rendered_digits_at_odd_sizes_offsets_strokes_and_backgrounds(model3):
     cases, pictures = [], []
     for digit in range(10):
         # strokes in proportion to the size, as pens write (a bold font is not handwriting either)
-        for size, stroke, offset, (ink, paper) in [(90, 1, (0, 0), (0.0, 1.0)), (41, 0, (30, -60), (0.1, 0.85)),
+        for size, stroke, offset, (ink_level, paper) in [(90, 1, (0, 0), (0.0, 1.0)), (41, 0, (30, -60), (0.1, 0.85)),
                                                   (130, 2, (-10, 25), (1.0, 0.0)), (60, 1, (20, 40), (0.9, 0.2))]:
-            cases.append((digit, size, stroke, offset, ink))
-            pictures.append(rgba(rendered(digit, size, stroke, offset=offset, ink=ink, paper=paper)))
+            cases.append((digit, size, stroke, offset, ink_level))
+            pictures.append(rgba(rendered(digit, size, stroke, offset=offset, ink=ink_level, paper=paper)))
     right = predicted(model3, pictures) == np.array([c[0] for c in cases])
     # typed digits are not handwriting (a typed 1 has a foot, a 7 no bar): most, not all, are read right
     assert right.mean() >= 0.8, [c for c, ok in zip(cases, right) if not ok]
@@ -135,3 +140,33 @@ def test_blank_pictures_and_non_pictures_are_errors_for_that_file(tmp_path):
     assert len(errors) == 2 and "blank.png: no digit found" in errors[0] and "notes.png: not an image" in errors[1]
     assert result.stdout.startswith(f"{tmp_path / 'four.png'}: ")  # the good file is still read
     assert "missing.png: no such file" in one_line_error(run_cli("predict", "Model_3", tmp_path / "missing.png"), code=1)
+    # the Python API's one-call form (README): the same 28x28 input, and the same error naming the file
+    assert np.array_equal(preprocess_file(tmp_path / "four.png"), preprocess_rgba(read_picture(tmp_path / "four.png")))
+    with pytest.raises(DataError, match="blank.png: no digit found"):
+        preprocess_file(tmp_path / "blank.png")
+
+
+NODE_RUNNER = """import { readFileSync } from "node:fs";
+import { preprocess } from "./preprocess.js";
+const cases = JSON.parse(readFileSync(process.argv[2], "utf8"));
+console.log(JSON.stringify(cases.map(([rgba, w, h]) => Array.from(preprocess(rgba, w, h)))));
+"""
+
+
+@pytest.mark.skipif(not shutil.which("node") and not os.environ.get("CI"), reason="no Node.js; CI installs it")
+def test_the_javascript_twin_equals_python_under_node(mnist, tmp_path):
+    """web/preprocess.js (the demo page's) against preprocess.py on the same pictures, in Node: no
+    browser needed. Its constants come from preprocess.py through the page's build (write_page).
+    Tolerance: every pixel within 1 (of 255): the two sum float64 products in different orders."""
+    write_page(tmp_path)
+    (tmp_path / "package.json").write_text('{"type": "module"}')
+    (tmp_path / "runner.js").write_text(NODE_RUNNER)
+    pictures = preprocessing_pictures(mnist)
+    (tmp_path / "cases.json").write_text(json.dumps([[p.reshape(-1).tolist(), p.shape[1], p.shape[0]] for p in pictures]))
+    run = subprocess.run(["node", "runner.js", "cases.json"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    in_node = np.array(json.loads(run.stdout))
+    in_python = np.stack([preprocess_rgba(p / 255.0).reshape(-1).astype(int) for p in pictures])
+    assert np.abs(in_node - in_python).max() <= 1 and (in_node == in_python).mean() > 0.99
+    constants = (tmp_path / "preprocess-constants.js").read_text()
+    assert "export const MIN_CONTRAST = 0.15;" in constants and "export const BOX = 20;" in constants

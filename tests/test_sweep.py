@@ -9,47 +9,12 @@ from pathlib import Path
 import optuna
 import pytest
 
-from conftest import ROOT
-from tinycnn.engine import model_for
+from conftest import ROOT, TINY_SWEEP, sweep_file, trials
+from tinycnn.model import model_for
 from tinycnn.model import count_parameters
 from tinycnn.errors import ConfigError
 from tinycnn.report.sweep_page import write_sweep_page
 from tinycnn.sweep import load_sweep, run_sweep, study_summary, trial_config
-
-TINY = """
-title = "tiny"
-budget = {budget}
-study = "tiny"
-storage = "sqlite:///{db}"
-prune_warmup = 1
-heartbeat = 1
-grace_period = 2
-layout = "c{{c1}},c12,t8,m,c{{c3}},c16"
-
-[train]
-epochs = {epochs}
-holdout = 10000
-train_subset = {subset}
-test_subset = 1000
-batch_size = 50
-
-[space]
-c1 = {{choices = [4, 6]}}
-c3 = {{int = [12, 16], step = 2}}
-lr = {{float = [0.05, 0.2], log = true}}
-"""
-
-
-def sweep_file(tmp_path, budget=8000, epochs=1, subset=5000):
-    path = tmp_path / "tiny_sweep.toml"
-    path.write_text(TINY.format(budget=budget, db=tmp_path / "tiny.db", epochs=epochs, subset=subset))
-    return path
-
-
-def trials(path):
-    sweep = load_sweep(path)
-    return optuna.load_study(study_name=sweep.study, storage=sweep.storage).get_trials()
-
 
 def running_trials(path) -> int:
     """Trials under way; 0 while the child has not yet created the database or the study."""
@@ -141,11 +106,11 @@ def is_worker(pid: int) -> bool:
 
 def test_sweep_file_errors_are_clear(tmp_path):
     path = tmp_path / "bad_sweep.toml"
-    path.write_text(TINY.format(budget=4000, db=tmp_path / "x.db", epochs=1, subset=100).replace(
+    path.write_text(TINY_SWEEP.format(budget=4000, db=tmp_path / "x.db", epochs=1, subset=100).replace(
         "lr = {float", "learning = {float"))
     with pytest.raises(ConfigError, match="'learning' is neither"):
         load_sweep(path)
-    path.write_text(TINY.format(budget=4000, db=tmp_path / "x.db", epochs=1, subset=100).replace(
+    path.write_text(TINY_SWEEP.format(budget=4000, db=tmp_path / "x.db", epochs=1, subset=100).replace(
         "holdout = 10000", "holdout = 0"))
     with pytest.raises(ConfigError, match="never on the test set"):
         load_sweep(path)

@@ -41,7 +41,8 @@ class NotAChainError(ValueError):
 
 @dataclass
 class RFRow:
-    layer: str
+    name: str        # the layer's path in the model, e.g. "conv1.0"; "input" for the input row
+    kind: str        # its class, e.g. "Conv2d"; "" for the input row
     kernel: int
     stride: int
     padding: int
@@ -54,8 +55,18 @@ class RFRow:
     r_out: int
     start: float
 
+    @property
+    def layer(self) -> str:
+        """As the tables show it, e.g. "conv1.0 Conv2d"."""
+        return f"{self.name} {self.kind}".strip()
 
-COLUMNS = [name for name in RFRow.__dataclass_fields__]
+    @property
+    def block(self) -> str:
+        """The model's top-level child that holds the layer, e.g. "conv1"."""
+        return self.name.split(".")[0]
+
+
+COLUMNS = ["layer"] + [name for name in RFRow.__dataclass_fields__][2:]  # name and kind shown as one "layer"
 
 
 def pair(value) -> tuple[int, int]:
@@ -150,7 +161,7 @@ def receptive_field_table(model: nn.Module, input_size: tuple[int, int, int] = (
     calls = trace_leaf_calls(model, input_size)
     check_chain(calls)
     n, j, r, start = input_size[-1], 1, 1, 0.0
-    rows = [RFRow("input", 0, 0, 0, 0, n, n, j, j, r, r, start)]
+    rows = [RFRow("input", "", 0, 0, 0, 0, n, n, j, j, r, r, start)]
     for call in calls[1:]:
         geometry = layer_geometry(call, n)
         if geometry is None:
@@ -158,7 +169,7 @@ def receptive_field_table(model: nn.Module, input_size: tuple[int, int, int] = (
         k, s, p, d = geometry
         n_out = (n + 2 * p - d * (k - 1) - 1) // s + 1
         j_out, r_out, start = j * s, r + d * (k - 1) * j, start + (d * (k - 1) / 2 - p) * j
-        rows.append(RFRow(f"{call.name} {type(call.module).__name__}", k, s, p, d, n, n_out, j, j_out, r, r_out, start))
+        rows.append(RFRow(call.name, type(call.module).__name__, k, s, p, d, n, n_out, j, j_out, r, r_out, start))
         n, j, r = n_out, j_out, r_out
     return rows
 
@@ -201,8 +212,8 @@ def summary(model: nn.Module, input_size: tuple[int, int, int] = (1, 28, 28)):
 
 def table_cells(row: RFRow) -> list[str]:
     """The input row has no kernel, stride, padding or dilation: those cells stay empty."""
-    values = asdict(row)
-    blank = ("kernel", "stride", "padding", "dilation") if row.layer == "input" else ()
+    values = {**asdict(row), "layer": row.layer}
+    blank = ("kernel", "stride", "padding", "dilation") if row.name == "input" else ()
     return ["" if c in blank else f"{values[c]:g}" if c == "start" else str(values[c]) for c in COLUMNS]
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .data import standardise
+
 
 @dataclass(frozen=True)
 class AffineSpec:
@@ -94,7 +96,7 @@ class BatchLoader:
             index = order[start:start + self.batch_size]
             x = self.images[index]
             x = random_affine(x, self.augment, self.generator)
-            x = (x - self.mean) / self.std
+            x = standardise(x, self.mean, self.std)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, self.labels[index]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -31,10 +30,12 @@ import torch.nn.functional as F
 
 from PIL import Image
 
+from . import PINNED_KERNELS
 from .augment import AffineSpec, BatchLoader, random_affine
 from .config import TrainConfig
-from .data import MNIST, channel_stats, find_mnist, load_mnist
-from .engine import Events, evaluate, fit, make_optimizer, make_scheduler, train_one_epoch
+from .data import MNIST, channel_stats, find_mnist, load_mnist, standardise
+from .engine import Events, Training, evaluate, fit, make_optimizer, make_scheduler, train_one_epoch
+from .machine import machine_description
 from .model import build_model
 from .parallel import run_tasks
 
@@ -121,7 +122,7 @@ def step_breakdown(data: MNIST, cfg: TrainConfig, batch: int, steps: int) -> dic
             t0 = time.perf_counter()
             index = order[start:start + batch]
             x = random_affine(loader.images[index], loader.augment, loader.generator)
-            x = ((x - loader.mean) / loader.std).contiguous(memory_format=torch.channels_last)
+            x = standardise(x, loader.mean, loader.std).contiguous(memory_format=torch.channels_last)
             y = loader.labels[index]
             t1 = time.perf_counter()
             loss = F.cross_entropy(model(x), y)
@@ -149,7 +150,7 @@ def eval_throughput(data: MNIST, cfg: TrainConfig, batch: int = 2000, threads: i
     return len(loader.labels) / (time.perf_counter() - start)
 
 
-def lane_throughput(batch: int, steps: int, data_dir, messages=None) -> float:
+def lane_throughput(batch: int, steps: int, data_dir) -> float:
     """One benchmark lane in its own process: single-thread training throughput."""
     return tinycnn_throughput(load_mnist(source=find_mnist(data_dir)), batch, steps, TrainConfig(), threads=1)
 
@@ -172,8 +173,8 @@ class FirstEpochDone(Exception):
 
 
 class StopAfterFirstEpoch(Events):
-    def epoch_end(self, record: dict, checkpoint) -> None:
-        raise FirstEpochDone(record)
+    def epoch_end(self, training: Training) -> None:
+        raise FirstEpochDone(training.history[-1])
 
 
 def first_epoch(data: MNIST) -> dict:
@@ -188,7 +189,7 @@ def first_epoch(data: MNIST) -> dict:
 def isa_throughput(native: bool, steps: int, with_first_epoch: bool = False) -> dict:
     """Single-thread training throughput in a fresh interpreter, with tinycnn's AVX2 pin or without
     it (the CPU's own best kernels): the pin is read when torch is imported, so it needs a process."""
-    env = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")}
+    env = {k: v for k, v in os.environ.items() if k not in PINNED_KERNELS}
     env["TINYCNN_NATIVE_ISA"] = "1" if native else "0"
     run = subprocess.run([sys.executable, "-c", ISA_LANE, str(steps), "1" if with_first_epoch else "0"], env=env,
                          capture_output=True, text=True, check=True)
@@ -214,12 +215,12 @@ def full_runs(data_dir, experiment: Path, five_seeds: bool) -> dict:
 
 
 # ---------------------------------------------------------------------------- the whole benchmark
-def run_bench(out_dir: Path, data_dir=None, steps: int = 60, repeats: int = 3, full: bool = False,
+def run_bench(data_dir=None, steps: int = 60, repeats: int = 3, full: bool = False,
               five_seeds: bool = False, log=print) -> dict:
     data = load_mnist(source=find_mnist(data_dir))
     cfg = TrainConfig()
     batch = cfg.batch_size
-    result: dict = {"machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}",
+    result: dict = {"machine": machine_description(),
                     "model": MODEL, "batch": batch, "steps": steps, "repeats": repeats}
 
     log(f"1/4 pipeline comparison: {repeats} alternations of {steps} steps each")

@@ -14,13 +14,9 @@ import os
 import sys
 import typing
 
-from .config import TrainConfig
+from .config import TrainConfig, option_name
 from .errors import (EXIT_DATA, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_USAGE, ConfigError, DataError, Diverged,
                      UnknownModelError)
-
-
-def option(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 def add_config_options(parser: argparse.ArgumentParser, defaults_shown: bool) -> None:
@@ -29,9 +25,9 @@ def add_config_options(parser: argparse.ArgumentParser, defaults_shown: bool) ->
     for f in dataclasses.fields(TrainConfig):
         shown = f"default: {f.default}" if defaults_shown else "overrides the file"
         if hints[f.name] is bool:
-            parser.add_argument(option(f.name), action=argparse.BooleanOptionalAction, help=shown)
+            parser.add_argument(option_name(f.name), action=argparse.BooleanOptionalAction, help=shown)
         else:
-            parser.add_argument(option(f.name), type=hints[f.name], metavar=f.name.upper(), help=shown)
+            parser.add_argument(option_name(f.name), type=hints[f.name], metavar=f.name.upper(), help=shown)
 
 
 # ---------------------------------------------------------------------------- parser
@@ -165,23 +161,25 @@ def build_parser() -> argparse.ArgumentParser:
 MODEL_HELP = "a registered model name (its shipped weights, e.g. Model_3), a run folder, or a weights file"
 
 
-def named_option(error: ConfigError) -> str:
+def named_option_name(error: ConfigError) -> str:
     """An option's error as the command line spells it: "--batch-size must be ...", not "batch_size"."""
     text = str(error)
     if text.startswith(error.key + " "):
-        return option(error.key) + text[len(error.key):]
-    return f"{option(error.key)}: {text}"
+        return option_name(error.key) + text[len(error.key):]
+    return f"{option_name(error.key)}: {text}"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # The training settings given on the command line (an option left out is None), for the commands.
+    args.settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                     if getattr(args, f.name, None) is not None}
     try:
         # Each given setting is checked on its own here, before the slow import (no setting's
         # range depends on another's, so what passes here passes over an experiment file too).
-        TrainConfig.from_dict({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-                               if getattr(args, f.name, None) is not None})
+        TrainConfig.from_dict(args.settings)
     except ConfigError as e:
-        print(f"tinycnn: error: {named_option(e)}", file=sys.stderr)
+        print(f"tinycnn: error: {named_option_name(e)}", file=sys.stderr)
         return EXIT_USAGE
     try:
         from . import commands  # deferred on purpose: see the module docstring

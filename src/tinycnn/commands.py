@@ -6,7 +6,6 @@ returns the exit status; errors propagate to cli.main, which turns them into one
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -17,11 +16,10 @@ from . import demo as demo_page
 from . import records
 from .analysis import count_macs, model_tables_markdown, model_tables_text, receptive_field_facts, receptive_field_table
 from .bench import run_bench
-from .cli import option
-from .config import TrainConfig
+from .config import TrainConfig, option_name
 from .console import RunProgress, TrainProgress, scored_line
 from .data import find_mnist, load_mnist
-from .engine import model_for, resolve_device
+from .engine import resolve_device
 from .errors import EXIT_DATA, EXIT_DIVERGED, EXIT_INTERRUPTED, ConfigError, DataError, Diverged
 from .experiment import default_folder, load_experiment, run_config, run_experiment
 from .export import export as export_model
@@ -40,18 +38,12 @@ from .weights import load_model, ship, shipped_weights
 
 
 # ---------------------------------------------------------------------------- train
-def given_settings(args: argparse.Namespace) -> dict:
-    """The training settings given on the command line (options left out are None)."""
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-            if getattr(args, f.name, None) is not None}
-
-
 def train(args: argparse.Namespace) -> int:
     resume = None
     if args.resume:
-        if given := given_settings(args):
+        if args.settings:
             raise ConfigError(f"--resume continues a run with its own settings: drop "
-                              f"{', '.join(option(k) for k in given)}")
+                              f"{', '.join(option_name(k) for k in args.settings)}")
         folder = Path(args.resume)
         status = records.run_status(folder)
         if status == "complete":
@@ -62,7 +54,7 @@ def train(args: argparse.Namespace) -> int:
         resume = records.load_checkpoint(folder)
         cfg = TrainConfig.from_dict(resume["config"])
     else:
-        cfg = TrainConfig.from_dict(given_settings(args))
+        cfg = TrainConfig.from_dict(args.settings)
         model_info(cfg.model)
         resolve_device(cfg.device)  # before the run folder exists: a refused run leaves nothing behind
         folder = Path(args.out or f"runs/{cfg.model}-seed{cfg.seed}-{datetime.now():%Y%m%d-%H%M%S}")
@@ -70,9 +62,6 @@ def train(args: argparse.Namespace) -> int:
     source = find_mnist(args.data_dir)
     data = load_mnist(source=source)
     evaluated_on = "validation" if cfg.holdout else "test"
-    images = cfg.train_subset or len(data.train_labels) - cfg.holdout
-    print(f"{cfg.model}: {count_parameters(model_for(cfg)):,} parameters, {count_macs(model_for(cfg)):,} MACs "
-          f"per image; {images:,} training images; evaluating on the {evaluated_on} set", flush=True)
     print(f"data: {source}" + (f"; resuming {folder} after epoch {resume['epoch']}" if resume else ""), flush=True)
     progress = TrainProgress(cfg.epochs, evaluated_on, args.quiet)
     try:
@@ -98,14 +87,12 @@ def train(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- run (experiments)
 def run(args: argparse.Namespace) -> int:
     exp = load_experiment(args.experiment)
-    cfg = run_config(exp, given_settings(args), args.validate)
+    cfg = run_config(exp, args.settings, args.validate)
     seeds = args.seeds or exp.seeds
     report_folder = None if args.out else default_folder(exp, cfg, args.validate)
     folder = Path(args.out) if args.out else report_folder
     workers = args.workers or default_workers(len(seeds))
-    steps = -(-(cfg.train_subset or (60_000 - cfg.holdout)) // cfg.batch_size) * cfg.epochs * len(seeds)
-    progress = RunProgress(steps, f"{cfg.model} x {len(seeds)} seeds, {workers} workers",
-                           "validation" if cfg.holdout else "test")
+    progress = RunProgress(f"{cfg.model} x {len(seeds)} seeds, {workers} workers", "validation" if cfg.holdout else "test")
     print(f"data: {find_mnist(args.data_dir)}; results in {folder}", flush=True)
     start = time.perf_counter()
     try:
@@ -145,7 +132,7 @@ def report(args: argparse.Namespace) -> int:
 
 def bench(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    result = run_bench(out, data_dir=args.data_dir, steps=args.steps, repeats=args.repeats, full=args.full,
+    result = run_bench(data_dir=args.data_dir, steps=args.steps, repeats=args.repeats, full=args.full,
                        five_seeds=args.five_seeds)
     write_json(out / "bench.json", result)
     print(f"wrote {out / 'bench.json'}; `tinycnn report` renders it")
@@ -230,15 +217,15 @@ def export(args: argparse.Namespace) -> int:
     weights = load_model(args.model)
     out = Path(args.out)
     writable_folder(out)
-    described = export_model(weights, args.format, out, load_mnist(source=find_mnist(args.data_dir)), args.weights)
-    for name, facts in described["files"].items():
-        print(f"wrote {out / name} ({facts['bytes']:,} bytes)")
-    if "test_accuracy" in described:
-        print(f"test accuracy of the exported model: {described['test_accuracy']:.2f}% (PyTorch: "
-              f"{described['pytorch_test_accuracy']:.2f}%; {described['predictions_equal_to_pytorch']:,} of 10,000 "
-              f"predictions equal; largest logit difference {described['largest_logit_difference']:.2g})")
+    exported = export_model(weights, args.format, out, load_mnist(source=find_mnist(args.data_dir)), args.weights)
+    for path in exported.files.values():
+        print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+    if agreed := exported.agreement:
+        print(f"test accuracy of the exported model: {agreed.test_accuracy:.2f}% (PyTorch: "
+              f"{agreed.pytorch_test_accuracy:.2f}%; {agreed.predictions_equal_to_pytorch:,} of 10,000 "
+              f"predictions equal; largest logit difference {agreed.largest_logit_difference:.2g})")
     else:
-        print(f"not checked: {described['c']['checked']}")
+        print(f"not checked: {exported.c['checked']}")
     print(f"wrote {out / 'model.json'}")
     return 0
 

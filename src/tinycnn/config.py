@@ -151,3 +151,13 @@ def read_toml(path: Path, kind: str, allowed: set[str], required: set[str]) -> d
     if missing:
         raise ConfigError(f"{path}: missing key(s) {', '.join(missing)}")
     return raw
+
+
+def changed_settings(given: dict, reference: dict, ignore: tuple[str, ...] = ()) -> dict:
+    """The settings in `given` whose value differs from `reference`'s, {name: given value}, in given's order."""
+    return {k: v for k, v in given.items() if k not in ignore and reference.get(k) != v}
+
+
+def option_name(key: str) -> str:
+    """A setting as the command line spells it: batch_size -> --batch-size."""
+    return "--" + key.replace("_", "-")

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from tqdm import tqdm
 
+from .analysis import count_macs
 from .challenge import scored
-from .engine import Events
+from .engine import Events, Training
+from .experiment import EpochDone, RunEvents, StepsDone
+from .model import count_parameters
 
 
 def epoch_line(record: dict, evaluated_on: str = "test") -> str:
@@ -25,6 +28,11 @@ class TrainProgress(Events):
     def __init__(self, epochs: int, evaluated_on: str, quiet: bool):
         self.epochs, self.evaluated_on, self.quiet, self.bar = epochs, evaluated_on, quiet, None
 
+    def start(self, training: Training) -> None:
+        print(f"{training.cfg.model}: {count_parameters(training.model):,} parameters, "
+              f"{count_macs(training.model):,} MACs per image; {len(training.loaders.train.labels):,} training "
+              f"images; evaluating on the {self.evaluated_on} set", flush=True)
+
     def epoch_start(self, epoch: int, steps: int) -> None:
         # disable=None: a bar on a terminal only, never into a log or a pipe
         self.bar = tqdm(total=steps, desc=f"epoch {epoch}/{self.epochs}", unit="step", leave=False,
@@ -34,28 +42,32 @@ class TrainProgress(Events):
         self.bar.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.2f}%", refresh=False)
         self.bar.update(step - self.bar.n)
 
-    def epoch_end(self, record: dict, checkpoint) -> None:
+    def epoch_end(self, training: Training) -> None:
         self.bar.close()
-        print(epoch_line(record, self.evaluated_on), flush=True)
+        print(epoch_line(training.history[-1], self.evaluated_on), flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
 
 
-class RunProgress:
-    """`tinycnn run`: one bar over every step of every seed, and each seed's epoch lines."""
+class RunProgress(RunEvents):
+    """`tinycnn run`: one bar over every step the run trains (seeds already finished are not in
+    it; an interrupted seed counts only the epochs it has left), and each seed's epoch lines."""
 
-    def __init__(self, total_steps: int, description: str, evaluated_on: str):
-        self.bar = tqdm(total=total_steps, unit="step", dynamic_ncols=True, desc=description, disable=None)
-        self.evaluated_on = evaluated_on
+    def __init__(self, description: str, evaluated_on: str):
+        self.description, self.evaluated_on, self.bar = description, evaluated_on, None
 
-    def __call__(self, seed: int, payload: tuple) -> None:
-        kind, value = payload
-        if kind == "steps":
-            self.bar.update(value)
+    def planned(self, steps: int, seeds: list[int]) -> None:
+        self.bar = tqdm(total=steps, unit="step", dynamic_ncols=True, disable=None,
+                        desc=f"{self.description}, training seeds {', '.join(map(str, seeds)) or 'none'}")
+
+    def message(self, seed: int, message: StepsDone | EpochDone) -> None:
+        if isinstance(message, StepsDone):
+            self.bar.update(message.steps)
         else:
-            tqdm.write(f"seed {seed} " + epoch_line(value, self.evaluated_on))
+            tqdm.write(f"seed {seed} " + epoch_line(message.record, self.evaluated_on))
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()

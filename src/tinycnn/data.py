@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .config import TrainConfig
 from .errors import DataError
 from .files import atomic_path
 
@@ -265,3 +266,31 @@ def channel_stats(images: np.ndarray) -> tuple[float, float]:
     """Mean and std of the pixels scaled to [0, 1] (MNIST training set: ~0.1307, ~0.3081)."""
     pixels = images.astype(np.float64) / 255.0
     return float(pixels.mean()), float(pixels.std())
+
+
+def standardise(x, mean: float, std: float):
+    """Pixels scaled to [0, 1] (a float tensor or array) to the model's input, by the training
+    images' `channel_stats`. Training applies it after augmenting the [0, 1] batch."""
+    return (x - mean) / std
+
+
+def normalise(pixels, mean: float, std: float):
+    """Raw pixels 0-255 (a float tensor or array) to the model's input: the same operations in the
+    same order as training, so a shipped model sees exactly the numbers it was trained on."""
+    return standardise(pixels / 255.0, mean, std)
+
+
+def split_for(cfg: TrainConfig, data: MNIST) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(train images, train labels, evaluation images, evaluation labels) that a TrainConfig uses."""
+    train_x, train_y = data.train_images, data.train_labels
+    if cfg.holdout:
+        # Validation = the last `holdout` training images; the test set is not touched.
+        eval_x, eval_y = train_x[-cfg.holdout:], train_y[-cfg.holdout:]
+        train_x, train_y = train_x[:-cfg.holdout], train_y[:-cfg.holdout]
+    else:
+        eval_x, eval_y = data.test_images, data.test_labels
+    if cfg.train_subset:
+        train_x, train_y = train_x[:cfg.train_subset], train_y[:cfg.train_subset]
+    if cfg.test_subset:
+        eval_x, eval_y = eval_x[:cfg.test_subset], eval_y[:cfg.test_subset]
+    return train_x, train_y, eval_x, eval_y

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import torch
 
-from . import records
+from . import preprocess
 from .analysis import count_macs, receptive_field_table
-from .challenge import holds
 from .errors import ConfigError
 from .experiment import load_experiment
 from .export import Deployable, block_names, onnx_bytes
-from .files import read_json, write_bytes, write_json
+from .files import read_json, write_bytes, write_json, write_text
 from .model import MODELS, count_parameters
+from .report.facts import load_measured
 from .weights import REPO_ROOT, load_weights, shipped_weights
 
 WEB = Path(__file__).with_name("web")
@@ -35,6 +35,8 @@ ORT = REPO_ROOT / "node_modules" / "onnxruntime-web" / "dist"
 ORT_FILES = {"ort.wasm.bundle.min.mjs": "ort.bundle.min.js", "ort-wasm-simd-threaded.wasm": "ort-wasm-simd-threaded.wasm",
              "ort-wasm-simd-threaded.mjs": "ort-wasm-simd-threaded.mjs"}
 PAGE_FILES = ("index.html", "demo.js", "preprocess.js", "style.css")
+# preprocess.py's constants, which its JavaScript twin (web/preprocess.js) imports
+PREPROCESS_CONSTANTS = ("BOX", "SIZE", "MAX_SIDE", "MIN_CONTRAST", "BACKGROUND_FITS", "NOISE_DEVIATIONS")
 
 
 def block_fields(model: torch.nn.Module) -> list[dict]:
@@ -44,7 +46,7 @@ def block_fields(model: torch.nn.Module) -> list[dict]:
         outputs = Deployable(model, 0.0, 1.0, feature_maps=True).eval()(torch.zeros(1, 1, 28, 28))[1:]
     fields = []
     for name, output in zip(block_names(model), outputs):
-        row = [r for r in rows if r.layer.split(" ")[0].split(".")[0] == name][-1]  # the block's last spatial layer
+        row = [r for r in rows if r.block == name][-1]  # the block's last spatial layer
         fields.append({"name": name, "shape": list(output.shape[1:]), "r": row.r_out, "j": row.j_out,
                        "start": row.start})
     return fields
@@ -53,11 +55,11 @@ def block_fields(model: torch.nn.Module) -> list[dict]:
 def reported(experiment: str, reports_dir: Path) -> dict:
     """Seed 0's final test accuracy and how many seeds hold the challenge, from the committed records."""
     exp = load_experiment(REPO_ROOT / "experiments" / f"{experiment}.toml")
-    found = records.read_seeds(reports_dir / experiment, exp.seeds) or {}
-    first = found.get(exp.seeds[0])
-    return {"accuracy": first["history"][-1]["eval_acc"] if first else None,
-            "holding": f"{sum(holds(r['history'], r['params']) for r in found.values())}/{len(exp.seeds)}" if found else None,
-            "report": f"reports/{experiment}.md"}
+    measured = load_measured(exp, reports_dir)
+    if measured is None:
+        return {"accuracy": None, "holding": None, "report": f"reports/{experiment}.md"}
+    return {"accuracy": measured.records[exp.seeds[0]]["history"][-1]["eval_acc"],
+            "holding": f"{measured.stats.holding}/{len(exp.seeds)}", "report": f"reports/{experiment}.md"}
 
 
 def build(out: Path, reports_dir: Path = REPO_ROOT / "reports", log=print) -> Path:
@@ -66,9 +68,7 @@ def build(out: Path, reports_dir: Path = REPO_ROOT / "reports", log=print) -> Pa
     if missing:
         raise ConfigError(f"onnxruntime-web is not installed ({ORT / missing[0]} is missing): run `npm ci` in "
                           f"{REPO_ROOT} (`make demo` does it)")
-    out.mkdir(parents=True, exist_ok=True)
-    for name in PAGE_FILES:
-        shutil.copyfile(WEB / name, out / name)
+    write_page(out)
     for source, target in ORT_FILES.items():
         if not (out / target).exists() or (out / target).stat().st_size != (ORT / source).stat().st_size:
             shutil.copyfile(ORT / source, out / target)
@@ -92,6 +92,16 @@ def build(out: Path, reports_dir: Path = REPO_ROOT / "reports", log=print) -> Pa
         raise ConfigError(f"no shipped weights in {shipped_weights('Model_3').parent}")
     write_json(out / "models.json", entries)
     return out
+
+
+def write_page(out: Path) -> None:
+    """The page's own files, and preprocess-constants.js generated from preprocess.py."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in PAGE_FILES:
+        shutil.copyfile(WEB / name, out / name)
+    lines = [f"export const {name} = {getattr(preprocess, name)!r};" for name in PREPROCESS_CONSTANTS]
+    write_text(out / "preprocess-constants.js", "// Generated from preprocess.py by `tinycnn demo`: edit that file, not this one.\n"
+               + "\n".join(lines) + "\n")
 
 
 def copy_report(reports_dir: Path, experiment: str, out: Path) -> None:

@@ -1,10 +1,12 @@
 """Training and evaluation as plain functions that return metrics.
 
-`fit` is the whole run: seed, put the data on the device, build model/optimiser/schedule, then
-`train_one_epoch` + `evaluate` per epoch into a history (list of per-epoch dicts). Running sums
-stay on the device and are read once per epoch (or when progress is reported), so a GPU never
-waits on the host inside the loop. After every epoch `fit` can hand out its whole state
-(`checkpoint`), and `fit(..., resume=state)` continues from it with identical results.
+`fit` is the whole run: seed, put the data on the device, build model/optimiser/schedule once
+(a `Training`), then `train_one_epoch` + `evaluate` per epoch into a history (list of per-epoch
+dicts). Running sums stay on the device and are read once per epoch (or when progress is
+reported), so a GPU never waits on the host inside the loop. `Events` see the `Training` when it
+starts and after every epoch: the built model, its normalisation, the history, and the whole
+state to resume from (`Training.checkpoint`); `fit(..., resume=state)` continues from it with
+identical results.
 """
 from __future__ import annotations
 
@@ -19,9 +21,9 @@ from torch import nn
 
 from .augment import AffineSpec, BatchLoader
 from .config import TrainConfig
-from .data import MNIST, channel_stats, load_mnist
+from .data import MNIST, channel_stats, load_mnist, split_for
 from .errors import ConfigError, Diverged
-from .model import build_model
+from .model import model_for
 
 EVAL_BATCH = 2000        # evaluation has no backward pass, so large batches are cheapest
 PROGRESS_EVERY = 25      # steps between progress reports (each reads a few numbers from the device)
@@ -30,14 +32,17 @@ PROGRESS_EVERY = 25      # steps between progress reports (each reads a few numb
 class Events:
     """What `fit` reports while it runs: subclass and override what you need (all no-ops here)."""
 
+    def start(self, training: Training) -> None:
+        """Once, with the model built and the data normalised, before the first (or resumed) epoch."""
+
     def epoch_start(self, epoch: int, steps: int) -> None:
         pass
 
     def step(self, step: int, loss: float, acc: float) -> None:
         """Every PROGRESS_EVERY steps and at the epoch's end: running mean loss and accuracy (%)."""
 
-    def epoch_end(self, record: dict, checkpoint) -> None:
-        """`record` is the epoch's history entry; `checkpoint()` builds the state to resume from."""
+    def epoch_end(self, training: Training) -> None:
+        """After each epoch: `training.history[-1]` is its entry; `training.checkpoint()` the state to resume from."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -46,22 +51,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: no CUDA GPU is available here (use --device auto or cpu)", key="device")
     return torch.device(name)
-
-
-def split_for(cfg: TrainConfig, data: MNIST) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(train images, train labels, evaluation images, evaluation labels) that `cfg` uses."""
-    train_x, train_y = data.train_images, data.train_labels
-    if cfg.holdout:
-        # Validation = the last `holdout` training images; the test set is not touched.
-        eval_x, eval_y = train_x[-cfg.holdout:], train_y[-cfg.holdout:]
-        train_x, train_y = train_x[:-cfg.holdout], train_y[:-cfg.holdout]
-    else:
-        eval_x, eval_y = data.test_images, data.test_labels
-    if cfg.train_subset:
-        train_x, train_y = train_x[:cfg.train_subset], train_y[:cfg.train_subset]
-    if cfg.test_subset:
-        eval_x, eval_y = eval_x[:cfg.test_subset], eval_y[:cfg.test_subset]
-    return train_x, train_y, eval_x, eval_y
 
 
 @dataclass
@@ -86,11 +75,6 @@ def make_loaders(cfg: TrainConfig, data: MNIST, device: torch.device) -> Loaders
                         augment=augment, generator=generator, channels_last=cfg.channels_last)
     evaluation = BatchLoader(*tensors(eval_x, eval_y), EVAL_BATCH, mean, std, channels_last=cfg.channels_last)
     return Loaders(train, evaluation, mean, std)
-
-
-def model_for(cfg: TrainConfig) -> nn.Module:
-    """The model a config trains (the registered one, or its tuning overrides)."""
-    return build_model(cfg.model, cfg.dropout, cfg.layout)
 
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -204,13 +188,69 @@ def evaluate(model: nn.Module, loader: BatchLoader) -> dict:
 
 
 @dataclass
+class Training:
+    """Everything one run trains with, built once by `fit`: what a checkpoint saves and restores."""
+    cfg: TrainConfig
+    device: torch.device
+    loaders: Loaders                  # the images, and their normalisation (loaders.mean, loaders.std)
+    model: nn.Module                  # the trained weights
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    average: WeightAverage | None
+    history: list[dict]
+
+    @property
+    def evaluated(self) -> nn.Module:
+        """The model that is evaluated and shipped: the weight average when cfg.ema > 0."""
+        return self.average.model if self.average else self.model
+
+    def checkpoint(self) -> dict:
+        """The whole state after the last finished epoch, as a plain dict (torch.save-able)."""
+        return {"config": self.cfg.to_dict(), "epoch": len(self.history), "history": self.history,
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "average": self.average.model.state_dict() if self.average else None,
+                "average_updates": self.average.updates if self.average else 0,
+                "rng": {"torch": torch.get_rng_state(), "loader": self.loaders.train.generator.get_state(),
+                        "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []}}
+
+    def restore(self, state: dict) -> None:
+        """Load a checkpoint state (from `checkpoint`) into the training objects."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.average is not None:
+            self.average.model.load_state_dict(state["average"])
+            self.average.updates = state["average_updates"]
+        torch.set_rng_state(state["rng"]["torch"])
+        self.loaders.train.generator.set_state(state["rng"]["loader"])
+        if self.device.type == "cuda" and state["rng"]["cuda"]:
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.history = list(state["history"])
+
+
+def prepare(cfg: TrainConfig, data: MNIST) -> Training:
+    """Seed, put the images on the device, build the model, optimiser, schedule and average."""
+    device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)  # weights and dropout masks; data order uses its own generator
+    loaders = make_loaders(cfg, data, device)
+    model = model_for(cfg).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(cfg, model)
+    scheduler = make_scheduler(cfg, optimizer, len(loaders.train))
+    average = WeightAverage(model, cfg.ema) if cfg.ema else None
+    return Training(cfg, device, loaders, model, optimizer, scheduler, average, [])
+
+
+@dataclass
 class FitResult:
     model: nn.Module          # the evaluated model (the weight average when cfg.ema > 0)
     history: list[dict]
     predicted: np.ndarray     # final-epoch predictions on the evaluation images
     labels: np.ndarray        # their true labels
-    mean: float               # normalisation of the training images
-    std: float
 
 
 def fit(cfg: TrainConfig, data: MNIST | None = None, events: Events | None = None,
@@ -220,61 +260,24 @@ def fit(cfg: TrainConfig, data: MNIST | None = None, events: Events | None = Non
     Raises Diverged, with the history so far, when the training loss stops being finite.
     """
     events = events or Events()
-    device = resolve_device(cfg.device)
-    if device.type == "cpu":
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)  # weights and dropout masks; data order uses its own generator
-    data = data if data is not None else load_mnist()
-    loaders = make_loaders(cfg, data, device)
-    model = model_for(cfg).to(device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(cfg, model)
-    scheduler = make_scheduler(cfg, optimizer, len(loaders.train))
-    average = WeightAverage(model, cfg.ema) if cfg.ema else None
-    evaluated = average.model if average else model
-    history: list[dict] = []
+    training = prepare(cfg, data if data is not None else load_mnist())
     if resume is not None:
-        history = restore(resume, model, optimizer, scheduler, average, loaders.train.generator, device)
-
-    def checkpoint() -> dict:
-        return {"config": cfg.to_dict(), "epoch": len(history), "history": history,
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "average": average.model.state_dict() if average else None,
-                "average_updates": average.updates if average else 0,
-                "rng": {"torch": torch.get_rng_state(), "loader": loaders.train.generator.get_state(),
-                        "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else []}}
-
-    result = evaluate(evaluated, loaders.eval) if len(history) == cfg.epochs else None
+        training.restore(resume)
+    events.start(training)
+    loaders, history = training.loaders, training.history
+    result = evaluate(training.evaluated, loaders.eval) if len(history) == cfg.epochs else None
     for epoch in range(len(history) + 1, cfg.epochs + 1):
         events.epoch_start(epoch, len(loaders.train))
         start = time.perf_counter()
-        lr = optimizer.param_groups[0]["lr"]
+        lr = training.optimizer.param_groups[0]["lr"]
         try:
-            train = train_one_epoch(model, loaders.train, optimizer, scheduler, cfg.label_smoothing,
-                                    events, average)
+            train = train_one_epoch(training.model, loaders.train, training.optimizer, training.scheduler,
+                                    cfg.label_smoothing, events, training.average)
         except NonFinite as bad:
             raise Diverged(epoch, bad.step, bad.lr, history) from None
-        result = evaluate(evaluated, loaders.eval)
+        result = evaluate(training.evaluated, loaders.eval)
         history.append({"epoch": epoch, "train_loss": train["loss"], "train_acc": train["acc"],
                         "eval_loss": result["loss"], "eval_acc": result["acc"], "lr": lr,
                         "seconds": time.perf_counter() - start})
-        events.epoch_end(history[-1], checkpoint)
-    return FitResult(evaluated, history, result["predicted"], loaders.eval.labels.cpu().numpy(),
-                     loaders.mean, loaders.std)
-
-
-def restore(state: dict, model, optimizer, scheduler, average, generator, device) -> list[dict]:
-    """Load a checkpoint state into the training objects; returns the history so far."""
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    if average is not None:
-        average.model.load_state_dict(state["average"])
-        average.updates = state["average_updates"]
-    torch.set_rng_state(state["rng"]["torch"])
-    generator.set_state(state["rng"]["loader"])
-    if device.type == "cuda" and state["rng"]["cuda"]:
-        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-    return list(state["history"])
+        events.epoch_end(training)
+    return FitResult(training.evaluated, history, result["predicted"], loaders.eval.labels.cpu().numpy())

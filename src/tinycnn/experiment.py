@@ -9,14 +9,15 @@ A seed's numbers are the same alone or beside others (each worker is `tinycnn tr
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import records
-from .config import TrainConfig, read_toml, repo_path
-from .data import find_mnist, load_mnist
-from .engine import Events, resolve_device
+from .config import TrainConfig, changed_settings, read_toml, repo_path
+from .data import MNIST, find_mnist, load_mnist, split_for
+from .engine import Events, Training, resolve_device
 from .errors import ConfigError, Diverged
 from .parallel import Messages, run_tasks
 from .runner import prepare_folder, train_run, writable_folder
@@ -70,9 +71,8 @@ def run_config(exp: Experiment, overrides: dict, validate: bool) -> TrainConfig:
 
 def settings_label(exp: Experiment, cfg: TrainConfig) -> str:
     """The settings of `cfg` that differ from the file, e.g. "ema=0.999" ("as-file" if none)."""
-    changed = [f"{k}={v}" for k, v in sorted(cfg.to_dict().items())
-               if k not in ("seed", "holdout") and v != getattr(exp.train, k)]
-    return "+".join(changed) or "as-file"
+    changed = changed_settings(cfg.to_dict(), exp.train.to_dict(), ignore=("seed", "holdout"))
+    return "+".join(f"{k}={v}" for k, v in sorted(changed.items())) or "as-file"
 
 
 def default_folder(exp: Experiment, cfg: TrainConfig, validate: bool, reports: Path = REPORTS) -> Path:
@@ -95,7 +95,7 @@ def seeds_to_train(folder: Path, cfg: TrainConfig, seeds: list[int], force: bool
         found = (records.read_metrics(path)["config"] if path.exists()
                  else records.run_config(run) if records.holds_a_run(run) else None)
         if found is not None and found != expected and not force:
-            changed = sorted(k for k in expected if found.get(k) != expected[k])
+            changed = sorted(changed_settings(expected, found))
             raise ConfigError(f"{folder} holds seed {seed} trained with other settings ({', '.join(changed)}): "
                               f"pass --force to replace it, or --out another folder")
         if force or not path.exists() or found != expected:
@@ -104,8 +104,20 @@ def seeds_to_train(folder: Path, cfg: TrainConfig, seeds: list[int], force: bool
 
 
 # ---------------------------------------------------------------------------- running the seeds
+@dataclass(frozen=True)
+class StepsDone:
+    """A worker trained `steps` more batches."""
+    steps: int
+
+
+@dataclass(frozen=True)
+class EpochDone:
+    """A worker finished an epoch: its history entry."""
+    record: dict
+
+
 class ProgressMessages(Events):
-    """A worker's training events, sent to the parent as ("steps", n) and ("epoch", record)."""
+    """A worker's training events, sent to the parent as StepsDone and EpochDone."""
 
     def __init__(self, messages: Messages):
         self.messages, self.last_step = messages, 0
@@ -114,11 +126,21 @@ class ProgressMessages(Events):
         self.last_step = 0
 
     def step(self, step: int, loss: float, acc: float) -> None:
-        self.messages.put(("steps", step - self.last_step))
+        self.messages.put(StepsDone(step - self.last_step))
         self.last_step = step
 
-    def epoch_end(self, record: dict, checkpoint) -> None:
-        self.messages.put(("epoch", record))
+    def epoch_end(self, training: Training) -> None:
+        self.messages.put(EpochDone(training.history[-1]))
+
+
+class RunEvents:
+    """What `run_experiment` tells its caller: the steps it will train, then each worker's messages."""
+
+    def planned(self, steps: int, seeds: list[int]) -> None:
+        pass
+
+    def message(self, seed: int, message: StepsDone | EpochDone) -> None:
+        pass
 
 
 def train_seed(cfg: TrainConfig, folder: Path, data_dir: str | None, force: bool, messages: Messages) -> dict:
@@ -138,21 +160,32 @@ def train_seed(cfg: TrainConfig, folder: Path, data_dir: str | None, force: bool
     return record
 
 
-def run_experiment(exp: Experiment, cfg: TrainConfig, seeds: list[int], folder: Path, workers: int,
-                   data_dir: str | None = None, force: bool = False, on_message=None) -> dict[int, dict]:
-    """Train every seed not yet finished in `folder`; returns {seed: metrics record} for all seeds.
+def steps_to_train(cfg: TrainConfig, folder: Path, todo: list[int], data: MNIST, force: bool) -> int:
+    """Training batches left for the seeds in `todo` (an interrupted seed resumes after its last epoch)."""
+    per_epoch = math.ceil(len(split_for(cfg, data)[1]) / cfg.batch_size)
+    total = 0
+    for seed in todo:
+        run = records.seed_run_folder(folder, seed)
+        resumes = not force and records.run_status(run) == "running" and records.run_config(run) == cfg.replace(seed=seed).to_dict()
+        done = len(records.read_metrics(run / records.METRICS)["history"]) if resumes else 0
+        total += (cfg.epochs - done) * per_epoch
+    return total
 
-    `on_message(seed, payload)` hears each worker's ("steps", n) and ("epoch", record) messages.
-    """
-    load_mnist(source=find_mnist(data_dir))  # fail fast, and build the cache once, before any worker
+
+def run_experiment(exp: Experiment, cfg: TrainConfig, seeds: list[int], folder: Path, workers: int,
+                   data_dir: str | None = None, force: bool = False, events: RunEvents | None = None) -> dict[int, dict]:
+    """Train every seed not yet finished in `folder`; returns {seed: metrics record} for all seeds."""
+    events = events or RunEvents()
+    data = load_mnist(source=find_mnist(data_dir))  # fail fast, and build the cache once, before any worker
     resolve_device(cfg.device)
     writable_folder(folder)
     todo = seeds_to_train(folder, cfg, seeds, force)
+    events.planned(steps_to_train(cfg, folder, todo, data, force), todo)
     if todo:
         workers = min(workers, len(todo))
         start = time.perf_counter()
         run_tasks(train_seed, [(cfg.replace(seed=seed), folder, data_dir, force) for seed in todo], workers,
-                  on_message=(lambda index, payload: on_message(todo[index], payload)) if on_message else None)
+                  on_message=lambda index, message: events.message(todo[index], message))
         records.write_experiment_run(folder, records.ExperimentRun(
             repo_path(exp.path), seeds, cfg.to_dict(), time.perf_counter() - start, workers, todo))
     return records.read_seeds(folder, seeds)

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +43,6 @@ class Layer:
     bias: np.ndarray | None = None
     relu: bool = False
     name: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def fold(weight: np.ndarray, bias: np.ndarray, bn: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
@@ -279,9 +278,9 @@ def compile_and_run(folder: Path, images: np.ndarray) -> tuple[np.ndarray, np.nd
     return out[:, 0].astype(np.int64), logits, float(run.stderr.decode())
 
 
-def export(weights: Weights, out_dir: Path, kind: str, images: np.ndarray) -> tuple[dict, dict]:
+def export(weights: Weights, out_dir: Path, kind: str, images: np.ndarray) -> tuple[dict, np.ndarray | None, dict]:
     """Write the C files; compile and run them on `images` when a compiler is there.
-    Returns ({file name: path}, checked facts with "logits" when it ran)."""
+    Returns ({file name: path}, the logits (None when no compiler ran them), the C model's facts)."""
     if kind not in ("fp32", "int8"):
         raise ConfigError(f"--weights must be fp32 or int8, not {kind!r}")
     code, header, facts = source(plan(weights.model), weights, kind)
@@ -291,9 +290,9 @@ def export(weights: Weights, out_dir: Path, kind: str, images: np.ndarray) -> tu
     start = time.perf_counter()
     ran = compile_and_run(out_dir, images)
     if ran is None:
-        return files, {"c": {**facts, "checked": "no C compiler found: not compiled or run"}}
+        return files, None, {**facts, "checked": "no C compiler found: not compiled or run"}
     digits, logits, seconds = ran
     facts.update(images_per_second_one_core=len(images) / seconds, checked=f"compiled with {' '.join(CFLAGS)}, "
                  f"run on {len(images)} images in {time.perf_counter() - start:.1f}s",
                  returned_digit_is_argmax=bool((digits == logits.argmax(1)).all()))
-    return files, {"logits": logits, "c": facts}
+    return files, logits, facts

@@ -16,14 +16,16 @@ import numpy as np
 from PIL import Image
 
 from . import records
+from .analysis import count_macs
 from .challenge import TARGET
-from .config import TrainConfig, repo_path
+from .config import repo_path
 from .data import MNIST
 from .errors import ConfigError
 from .export import export
 from .inference import probabilities
+from .machine import int8_kernels, machine_description
+from .model import count_parameters
 from .preprocess import preprocess_rgba
-from .runner import machine_description
 from .weights import Weights, load_weights
 
 CHECKED = [("step3", seed) for seed in range(5)] + [("frontier", 0)]
@@ -45,17 +47,22 @@ def measure_model(weights: Weights, data: MNIST) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         for name, fmt, c_weights in (("onnx", "onnx", "fp32"), ("int8", "int8", "fp32"),
                                      ("c", "c", "fp32"), ("c_int8", "c", "int8")):
-            described = export(weights, fmt, Path(tmp) / name, data, c_weights)
-            found[name] = {k: described[k] for k in ("test_accuracy", "predictions_equal_to_pytorch",
-                                                     "largest_logit_difference") if k in described}
-            found[name]["bytes"] = sum(f["bytes"] for f in described["files"].values())
-            found[name]["holds_target"] = described.get("test_accuracy", 0.0) >= TARGET
-            if "c" in described:
-                found[name].update({k: described["c"][k] for k in ("flash_bytes", "largest_buffer_bytes",
-                                                                    "static_ram_bytes", "images_per_second_one_core")
-                                    if k in described["c"]})
-        found["pytorch_test_accuracy"] = described["pytorch_test_accuracy"]
-        found["parameters"], found["macs_per_image"] = described["parameters"], described["macs_per_image"]
+            exported = export(weights, fmt, Path(tmp) / name, data, c_weights)
+            agreed = exported.agreement
+            if agreed is None:
+                raise ConfigError("export-check runs the C exports: install a C compiler (cc)")
+            found[name] = {"test_accuracy": agreed.test_accuracy,
+                           "predictions_equal_to_pytorch": agreed.predictions_equal_to_pytorch,
+                           "largest_logit_difference": agreed.largest_logit_difference,
+                           "bytes": sum(path.stat().st_size for path in exported.files.values()),
+                           "holds_target": agreed.test_accuracy >= TARGET}
+            if exported.c:
+                found[name].update({k: exported.c[k] for k in ("flash_bytes", "largest_buffer_bytes",
+                                                                "static_ram_bytes", "images_per_second_one_core")})
+            if exported.int8:
+                found[name]["int8"] = exported.int8
+        found["pytorch_test_accuracy"] = agreed.pytorch_test_accuracy
+        found["parameters"], found["macs_per_image"] = count_parameters(weights.model), count_macs(weights.model)
     return found
 
 
@@ -88,7 +95,7 @@ def preprocessing_agreement(weights: Weights, data: MNIST, count: int = PASTED_D
 
 
 def check_exports(data: MNIST, reports_dir: Path, shipped: Path, log=print) -> dict:
-    result = {"machine": machine(), "models": []}
+    result = {"machine": machine_description(), "int8_kernels": int8_kernels(), "models": []}
     paths = [run_weights(reports_dir, experiment, seed) for experiment, seed in CHECKED]  # all there, before any work
     for (experiment, seed), path in zip(CHECKED, paths):
         log(f"{experiment} seed {seed}: exporting to ONNX, int8 ONNX, C (fp32 and int8 weights)")
@@ -99,6 +106,3 @@ def check_exports(data: MNIST, reports_dir: Path, shipped: Path, log=print) -> d
     result["preprocessing"] = {"weights": repo_path(shipped), **preprocessing_agreement(load_weights(shipped), data)}
     return result
 
-
-def machine() -> str:
-    return machine_description(TrainConfig(device="cpu"))

@@ -13,7 +13,7 @@ import torch
 from .augment import BatchLoader
 from .data import MNIST
 from .engine import EVAL_BATCH, evaluate
-from .weights import Weights, normalise
+from .weights import Weights, model_input
 
 
 @dataclass
@@ -29,6 +29,12 @@ class Assessment:
                 "confusion": self.confusion.tolist(), "misclassified": len(self.misclassified)}
 
 
+def misclassified(predicted: np.ndarray, labels: np.ndarray) -> list[list[int]]:
+    """[index, true label, predicted label] of every wrong prediction."""
+    wrong = np.nonzero(predicted != labels)[0]
+    return [[int(i), int(labels[i]), int(predicted[i])] for i in wrong]
+
+
 def assess(weights: Weights, data: MNIST) -> Assessment:
     channels_last = weights.meta.get("channels_last", True)
     model = weights.model.to(memory_format=torch.channels_last) if channels_last else weights.model
@@ -39,13 +45,11 @@ def assess(weights: Weights, data: MNIST) -> Assessment:
     confusion = np.zeros((10, 10), dtype=np.int64)
     np.add.at(confusion, (labels, predicted), 1)
     per_class = [float(100.0 * confusion[d, d] / confusion[d].sum()) for d in range(10)]
-    wrong = np.nonzero(predicted != labels)[0]
-    return Assessment(result["acc"], result["loss"], per_class, confusion,
-                      [[int(i), int(labels[i]), int(predicted[i])] for i in wrong])
+    return Assessment(result["acc"], result["loss"], per_class, confusion, misclassified(predicted, labels))
 
 
 @torch.inference_mode()
 def probabilities(weights: Weights, images: np.ndarray) -> np.ndarray:
     """(N, 10) class probabilities for (N, 28, 28) uint8 MNIST-style inputs."""
-    logits = weights.model.eval()(normalise(torch.from_numpy(np.ascontiguousarray(images)), weights.meta))
+    logits = weights.model.eval()(model_input(torch.from_numpy(np.ascontiguousarray(images)), weights.meta))
     return torch.softmax(logits, dim=1).numpy()

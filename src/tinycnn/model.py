@@ -18,7 +18,7 @@ from typing import Callable
 
 from torch import nn
 
-from .config import LAYOUT_TOKEN, check_layout
+from .config import LAYOUT_TOKEN, TrainConfig, check_layout
 from .errors import UnknownModelError
 
 NUM_CLASSES = 10
@@ -62,6 +62,11 @@ def build_model(name: str, dropout: float = -1.0, layout: str = "") -> nn.Module
     if layout:
         return TinyNet(layout, max(dropout, 0.0))
     return build() if dropout < 0 else build(dropout=dropout)
+
+
+def model_for(cfg: TrainConfig) -> nn.Module:
+    """The model a config trains (the registered one, or its tuning overrides)."""
+    return build_model(cfg.model, cfg.dropout, cfg.layout)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -54,10 +54,11 @@ def portable(error: BaseException) -> BaseException:
         return WorkerError(f"a worker failed:\n{text}")
 
 
-def task_main(function: Callable, args: tuple, index: int, channel) -> None:
+def task_main(function: Callable, args: tuple, index: int, channel, reports: bool) -> None:
     """Body of a worker process: run one task and send back its result or its error."""
     try:
-        channel.put(("result", index, function(*args, Messages(channel, index))))
+        messages = (Messages(channel, index),) if reports else ()
+        channel.put(("result", index, function(*args, *messages)))
     except BaseException as error:  # noqa: BLE001 - everything goes back to the parent
         if not isinstance(error, Exception) or type(error).__module__.startswith("tinycnn"):
             channel.put(("error", index, portable(error)))
@@ -78,9 +79,11 @@ def sigterm_raises():
 def run_tasks(function: Callable, tasks: list[tuple], workers: int,
               on_message: Callable[[int, Any], None] | None = None,
               on_result: Callable[[int, Any], None] | None = None) -> list:
-    """Run `function(*task, messages)` for every task, at most `workers` at once; results in task order.
+    """Run `function(*task)` for every task, at most `workers` at once; results in task order.
 
-    `function` must be importable by name (a module-level function): workers are spawned.
+    With `on_message`, each task is called as `function(*task, messages)` and what it puts there
+    reaches `on_message(task index, payload)`. `function` must be importable by name (a
+    module-level function): workers are spawned.
     """
     context = mp.get_context("spawn")
     channel = context.Queue()
@@ -93,7 +96,7 @@ def run_tasks(function: Callable, tasks: list[tuple], workers: int,
             while waiting or running:
                 while waiting and len(running) < workers:
                     index, args = waiting.pop(0)
-                    process = context.Process(target=task_main, args=(function, args, index, channel))
+                    process = context.Process(target=task_main, args=(function, args, index, channel, on_message is not None))
                     process.start()
                     running[index] = process  # only once started: `stop` joins what is in here
                 for kind, index, payload in receive(channel, running, dead_since):

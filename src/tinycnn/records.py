@@ -80,12 +80,6 @@ def metrics_record(cfg: TrainConfig, history: list[dict], *, params: int, mean: 
     return record
 
 
-def misclassified(predicted, labels) -> list[list[int]]:
-    """[index, true label, predicted label] of every wrong prediction."""
-    wrong = (predicted != labels).nonzero()[0]
-    return [[int(i), int(labels[i]), int(predicted[i])] for i in wrong]
-
-
 # ---------------------------------------------------------------------------- run folders
 def write_metrics(folder: Path, record: dict) -> None:
     write_json(Path(folder) / METRICS, record)

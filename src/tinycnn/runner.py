@@ -6,29 +6,20 @@ folder's format belongs to records.py.
 """
 from __future__ import annotations
 
-import os
-import platform
 import time
 from pathlib import Path
 
-import torch
-
 from . import records
 from .config import TrainConfig
-from .data import MNIST, channel_stats
-from .engine import Events, fit, model_for, split_for
+from .data import MNIST
+from .engine import Events, Training, fit
 from .errors import ConfigError, Diverged
 from .files import check_writable
+from .inference import misclassified
+from .machine import machine_description
 from .model import count_parameters
 from .plots import plot_history
 from .weights import save_weights
-
-
-def machine_description(cfg: TrainConfig) -> str:
-    if torch.cuda.is_available() and cfg.device != "cpu":
-        return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
-    return (f"{platform.machine()} CPU, {os.cpu_count()} cores, {cfg.threads} thread(s), "
-            f"{torch.backends.cpu.get_cpu_capability()} kernels (torch {torch.__version__})")
 
 
 def writable_folder(folder: Path) -> None:
@@ -49,11 +40,26 @@ def prepare_folder(folder: Path, force: bool = False) -> None:
         (folder / name).unlink(missing_ok=True)
 
 
-class FolderEvents(Events):
-    """Saves the checkpoint and the metrics so far after every epoch, then passes events on."""
+class RunFolder(Events):
+    """Writes the run folder as `fit` goes: the checkpoint and the metrics so far after every epoch;
+    passes every event on to `inner` (a progress bar, a worker's messages)."""
 
-    def __init__(self, folder: Path, record, inner: Events | None):
-        self.folder, self.record, self.inner = folder, record, inner or Events()
+    def __init__(self, cfg: TrainConfig, folder: Path, data_source: str, inner: Events | None, earlier: float):
+        self.cfg, self.folder, self.data_source, self.inner = cfg, folder, data_source, inner or Events()
+        self.earlier, self.started = earlier, time.perf_counter()  # wall time of the run before a resume
+        self.training: Training | None = None
+
+    def record(self, status: str, **extra) -> dict:
+        training = self.training
+        return records.metrics_record(self.cfg, training.history, params=count_parameters(training.model),
+                                      mean=training.loaders.mean, std=training.loaders.std, status=status,
+                                      wall_seconds=self.earlier + time.perf_counter() - self.started,
+                                      machine=machine_description(self.cfg.device, self.cfg.threads),
+                                      data=self.data_source, **extra)
+
+    def start(self, training: Training) -> None:
+        self.training = training
+        self.inner.start(training)
 
     def epoch_start(self, epoch: int, steps: int) -> None:
         self.inner.epoch_start(epoch, steps)
@@ -61,11 +67,10 @@ class FolderEvents(Events):
     def step(self, step: int, loss: float, acc: float) -> None:
         self.inner.step(step, loss, acc)
 
-    def epoch_end(self, record: dict, checkpoint) -> None:
-        state = checkpoint()
-        records.save_checkpoint(self.folder, state)
-        records.write_metrics(self.folder, self.record(state["history"], "running"))
-        self.inner.epoch_end(record, checkpoint)
+    def epoch_end(self, training: Training) -> None:
+        records.save_checkpoint(self.folder, training.checkpoint())
+        records.write_metrics(self.folder, self.record("running"))
+        self.inner.epoch_end(training)
 
 
 def train_run(cfg: TrainConfig, folder: Path, data: MNIST, data_source: str,
@@ -77,27 +82,18 @@ def train_run(cfg: TrainConfig, folder: Path, data: MNIST, data_source: str,
     folder = Path(folder)
     so_far = folder / records.METRICS
     earlier = records.read_metrics(so_far)["wall_seconds"] if resume and so_far.exists() else 0.0
-    start = time.perf_counter()
-    params = count_parameters(model_for(cfg))
-    mean, std = channel_stats(split_for(cfg, data)[0])  # as the engine normalises the same images
-
-    def record(history, status, **extra) -> dict:
-        return records.metrics_record(cfg, history, params=params, mean=mean, std=std, status=status,
-                                      wall_seconds=earlier + time.perf_counter() - start,
-                                      machine=machine_description(cfg), data=data_source, **extra)
-
+    run = RunFolder(cfg, folder, data_source, events, earlier)
     records.start_run(folder, cfg)
     try:
-        result = fit(cfg, data, FolderEvents(folder, record, events), resume)
+        result = fit(cfg, data, run, resume)
     except Diverged as d:
-        records.write_metrics(folder, record(d.history, "diverged",
-                                             diverged={"epoch": d.epoch, "step": d.step, "lr": d.lr}))
+        records.write_metrics(folder, run.record("diverged", diverged={"epoch": d.epoch, "step": d.step, "lr": d.lr}))
         raise
-    final = record(result.history, "complete", misclassified=records.misclassified(result.predicted, result.labels))
-    save_weights(folder / records.WEIGHTS, result.model, cfg.model, cfg.layout, cfg.dropout, mean, std,
+    final = run.record("complete", misclassified=misclassified(result.predicted, result.labels))
+    norm = run.training.loaders
+    save_weights(folder / records.WEIGHTS, result.model, cfg.model, cfg.layout, cfg.dropout, norm.mean, norm.std,
                  seed=cfg.seed, channels_last=cfg.channels_last, evaluated_on=final["evaluated_on"],
                  eval_acc=result.history[-1]["eval_acc"])
     plot_history([result.history], folder / records.CURVES, title=f"{cfg.model}, seed {cfg.seed}")
     records.write_metrics(folder, final)  # last: "complete" promises that everything above is there
     return final
-

@@ -34,9 +34,9 @@ from optuna.trial import TrialState
 from .challenge import score
 from .config import TrainConfig, read_toml
 from .data import find_mnist, load_mnist
-from .engine import Events, fit, model_for
+from .engine import Events, Training, fit
 from .errors import ConfigError, Diverged
-from .model import count_parameters
+from .model import count_parameters, model_for
 from . import storage
 from .parallel import run_tasks
 
@@ -123,7 +123,8 @@ class PruneEvents(Events):
     def __init__(self, trial, epochs: int):
         self.trial, self.epochs = trial, epochs
 
-    def epoch_end(self, record: dict, checkpoint) -> None:
+    def epoch_end(self, training: Training) -> None:
+        record = training.history[-1]
         self.trial.report(record["eval_acc"], record["epoch"])
         if record["epoch"] < self.epochs and self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {record['epoch']}")
@@ -159,7 +160,7 @@ def finished(study) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 
-def sweep_worker(path: str, trials: int, worker: int, data_dir, messages=None) -> None:
+def sweep_worker(path: str, trials: int, worker: int, data_dir) -> None:
     """One worker process: claim and run trials until the study holds `trials` finished ones."""
     torch.set_num_threads(1)
     sweep = load_sweep(path)

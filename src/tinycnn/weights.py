@@ -18,6 +18,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 from torch import nn
 
+from .data import normalise
 from .errors import ConfigError, DataError, UnknownModelError
 from .files import write_bytes
 from .model import MODELS, build_model
@@ -105,6 +106,6 @@ def load_model(spec: str) -> Weights:
     return load_weights(resolve(spec))
 
 
-def normalise(images_uint8: torch.Tensor, meta: dict) -> torch.Tensor:
+def model_input(images_uint8: torch.Tensor, meta: dict) -> torch.Tensor:
     """(N, 28, 28) uint8 pixels to the (N, 1, 28, 28) float input the model was trained on."""
-    return ((images_uint8.float() / 255.0 - meta["mean"]) / meta["std"]).unsqueeze(1)
+    return normalise(images_uint8.float(), meta["mean"], meta["std"]).unsqueeze(1)

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data import load_mnist
-from ..engine import split_for
+from ..data import load_mnist, split_for
 from ..errors import ConfigError
 from ..experiment import Experiment, load_experiments
 from ..files import read_json, write_text

@@ -14,11 +14,11 @@ import torch
 
 from .. import records
 from ..analysis import model_tables_markdown
-from ..challenge import MAX_PARAMS, TARGET, scored
-from ..config import TrainConfig, repo_path
-from ..engine import model_for
+from ..challenge import MAX_PARAMS, TARGET, score, scored
+from ..config import TrainConfig, changed_settings, repo_path
 from ..experiment import Experiment
 from ..files import write_text
+from ..model import model_for
 from ..plots import plot_history, plot_misclassified, plot_seed_scores
 from .facts import FactBook, Measured, experiment_facts, pct
 from .template import render
@@ -89,17 +89,16 @@ def validation_block(exp: Experiment, reports_dir: Path) -> str:
         run = records.read_experiment_run(folder)
         if run is None:
             continue
-        cfg = TrainConfig.from_dict(run.config)
-        changed = {k: v for k, v in cfg.to_dict().items()
-                   if v != getattr(exp.train, k) and k not in ("holdout", "seed")}
+        changed = changed_settings(TrainConfig.from_dict(run.config).to_dict(), exp.train.to_dict(),
+                                   ignore=("holdout", "seed"))
         variant = ", ".join(f"{k}={v}" for k, v in changed.items()) or "as in this file"
         scores, every = [], []
         for seed in run.seeds:
             record = records.read_metrics(records.seed_path(folder, seed))
             last = scored(record["history"])
+            scores.append(score(record["history"]))
             rows.append(f"| {folder.name} | {variant} | {record['params']:,} | {seed} | "
-                        + " | ".join(pct(a) for a in last) + f" | {pct(min(last))} |")
-            scores.append(min(last))  # the challenge's score: the worst scored epoch
+                        + " | ".join(pct(a) for a in last) + f" | {pct(scores[-1])} |")
             every += last
         summary.append(f"| {folder.name} | {variant} | {len(scores)} | {pct(statistics.fmean(scores), 3)} | "
                        f"{pct(min(scores))} | {pct(statistics.fmean(every), 3)} |")

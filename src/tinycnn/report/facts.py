@@ -15,9 +15,10 @@ from typing import Callable
 from .. import records
 from ..analysis import count_macs
 from ..challenge import TARGET, ExperimentStats, experiment_stats
-from ..engine import model_for
+from ..config import changed_settings
 from ..errors import ConfigError
 from ..experiment import Experiment
+from ..model import model_for
 from ..sweep import StudySummary
 
 
@@ -39,7 +40,7 @@ def load_measured(exp: Experiment, reports_dir: Path) -> Measured | None:
     for seed, record in found.items():
         expected = exp.train.replace(seed=seed).to_dict()
         if record["config"] != expected:
-            changed = sorted(k for k in expected if record["config"].get(k) != expected[k])
+            changed = sorted(changed_settings(expected, record["config"]))
             raise ConfigError(f"{folder}/seed{seed}.json was trained with other settings than {exp.path} "
                               f"says ({', '.join(changed)}): rerun the experiment")
     stats = experiment_stats(exp.name, exp.train.model, found[exp.seeds[0]]["params"],

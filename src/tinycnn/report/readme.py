@@ -7,9 +7,9 @@ from pathlib import Path
 from ..analysis import receptive_field_facts, receptive_field_table
 from ..challenge import SCORED_EPOCHS
 from ..config import repo_path
-from ..engine import model_for
 from ..errors import ConfigError
 from ..experiment import Experiment
+from ..model import model_for
 
 # The README's frontier table: step 3, then the smaller candidates tested on five seeds.
 FRONTIER_TABLE = ("step3", "skeleton", "ladder", "frontier")

@@ -1,12 +1,10 @@
 // The twin of src/tinycnn/preprocess.py: the same arithmetic, step for step, so that the page
 // feeds the model what `tinycnn predict` would (a test compares the two on the same pictures).
-// Read the Python file for the why of each step.
-export const BOX = 20;
-export const SIZE = 28;
-const MAX_SIDE = 1000;
-const MIN_CONTRAST = 0.15;
-const BACKGROUND_FITS = 3;
-const NOISE_DEVIATIONS = 5.0;
+// Read the Python file for the why of each step. Its constants are written into
+// preprocess-constants.js by `tinycnn demo` (demo.py), so the two cannot disagree on them.
+import { BACKGROUND_FITS, BOX, MAX_SIDE, MIN_CONTRAST, NOISE_DEVIATIONS, SIZE } from "./preprocess-constants.js";
+
+export { BOX, SIZE };
 
 export class NoDigit extends Error {}
 
