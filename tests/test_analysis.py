@@ -1,10 +1,13 @@
 """Parameters, MACs and receptive fields: the calculators against hand-worked tables and torchinfo."""
 import pytest
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from conftest import run_cli
-from tinycnn.analysis import (NotAChainError, count_macs, layer_macs, receptive_field_facts, receptive_field_table,
+from tinycnn.analysis import (count_macs, layer_macs, model_tables_text, receptive_field_facts, receptive_field_table,
                               summary)
+from tinycnn.receptive_field import NotTraceableError
 from tinycnn.model import MODELS, TinyNet, build_model, count_parameters
 
 
@@ -111,10 +114,83 @@ class TwoHeads(nn.Module):
         return self.left(y).mean((2, 3)) + self.right(y).mean((2, 3))
 
 
-@pytest.mark.parametrize("model", [Residual(), TwoHeads()], ids=["residual", "shared-input"])
-def test_branching_model_gets_a_clear_message(model):
-    with pytest.raises(NotAChainError, match="straight chains"):
-        receptive_field_table(model)
+def rows_by_hand(model) -> list[tuple]:
+    return [(r.layer, r.kernel, r.stride, r.padding, r.n_in, r.n_out, r.j_in, r.j_out, r.r_in, r.r_out, r.start)
+            for r in receptive_field_table(model)[1:]]
+
+
+def test_rf_of_a_residual_model_by_hand():
+    # where branches meet with equal jumps, a cell sees the union of its branches' fields: y's 3x3
+    # and b(y)'s 5x5 around the same centre, so 5; kernel etc. stay empty (0) on that row
+    assert rows_by_hand(Residual()) == [
+        ("a Conv2d", 3, 1, 1, 28, 28, 1, 1, 1, 3, 0.0),
+        ("b Conv2d", 3, 1, 1, 28, 28, 1, 1, 3, 5, 0.0),
+        ("add add", 0, 0, 0, 28, 28, 1, 1, 3, 5, 0.0),
+        ("head.0 AdaptiveAvgPool2d", 28, 28, 0, 28, 1, 1, 28, 5, 32, 13.5),
+    ]
+
+
+class Concat(nn.Module):
+    """Two branches concatenated, functional ReLU, max pool and a mean over the map as GAP."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.small = nn.Conv2d(1, 4, 3), nn.Conv2d(4, 4, 1)
+        self.big, self.head = nn.Conv2d(4, 4, 5, padding=2), nn.Conv2d(8, 10, 1)
+
+    def forward(self, x):
+        y = F.relu(self.stem(x))
+        y = torch.cat([self.small(y), self.big(y)], dim=1)
+        return self.head(F.max_pool2d(y, 2)).mean((2, 3))
+
+
+def test_rf_of_a_concatenating_model_with_functional_ops_by_hand():
+    assert rows_by_hand(Concat()) == [
+        ("stem Conv2d", 3, 1, 0, 28, 26, 1, 1, 1, 3, 1.0),
+        ("small Conv2d", 1, 1, 0, 26, 26, 1, 1, 3, 3, 1.0),
+        ("big Conv2d", 5, 1, 2, 26, 26, 1, 1, 3, 7, 1.0),
+        ("cat cat", 0, 0, 0, 26, 26, 1, 1, 3, 7, 1.0),          # spans [0, 2] and [-2, 4]: 7 wide
+        ("max_pool2d max_pool2d", 2, 2, 0, 26, 13, 1, 2, 7, 8, 1.5),
+        ("head Conv2d", 1, 1, 0, 13, 13, 2, 2, 8, 8, 1.5),
+        ("mean mean", 13, 13, 0, 13, 1, 2, 26, 8, 32, 13.5),    # a mean over both spatial dims is a GAP
+    ]
+    # two heads meeting after their own global pools: both see all 28 pixels, centred on the image
+    assert rows_by_hand(TwoHeads())[-1] == ("add add", 0, 0, 0, 1, 1, 24, 24, 28, 28, 13.5)
+
+
+class DifferentJumps(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.pool, self.wide = nn.AvgPool2d(2), nn.Conv2d(1, 1, 15)  # both 14x14: jumps 2 and 1
+
+    def forward(self, x):
+        return self.pool(x) + self.wide(x)
+
+
+def test_branches_meeting_with_different_jumps_say_what_the_row_shows():
+    # cell i sees pool's [2i, 2i+1] and wide's [i, i+14]: the union is 15 wide for every cell
+    row = receptive_field_table(DifferentJumps())[-1]
+    assert (row.r_out, row.j_out, row.start) == (15, 2, 7.0) and "jumps 1, 2 meet" in row.note
+    assert "add add: branches with jumps 1, 2 meet here" in model_tables_text(DifferentJumps())
+
+
+class DataDependent(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 10, 28)
+
+    def forward(self, x):
+        if x.sum() > 0:  # Python control flow on a tensor: torch.fx cannot trace it
+            x = -x
+        return self.conv(x).flatten(1)
+
+
+def test_an_untraceable_model_gets_its_tables_and_one_line_why_not_its_rf():
+    with pytest.raises(NotTraceableError, match="torch.fx cannot trace DataDependent"):
+        receptive_field_table(DataDependent())
+    text = model_tables_text(DataDependent())
+    assert "Total params: 7,850" in text and "7,840" in text  # parameters and MACs are still there
+    assert text.splitlines()[-1].startswith("Receptive field: not computed: torch.fx cannot trace DataDependent")
 
 
 def test_inplace_relu_is_still_a_chain():

@@ -1,20 +1,12 @@
-"""Parameters, multiply-accumulates and receptive fields, computed from a model itself.
+"""Parameters, multiply-accumulates and receptive fields, computed from a model itself, and the
+tables `tinycnn summary` and the reports show.
 
 MACs per image count the multiply-accumulates of convolutions and linear layers (output elements
 x input channels per group x kernel area; in x out features); batch norm, ReLU and pooling are
-not counted. torchinfo's "mult-adds" of those layers agree (a test checks).
-
-The receptive field (RF) recursion, per spatial layer with kernel k, stride s, padding p,
-dilation d, from the input row n=28, j=1, r=1:
-    n_out = floor((n_in + 2p - d(k-1) - 1) / s) + 1     spatial size
-    j_out = j_in * s                                   jump: input pixels between neighbours
-    r_out = r_in + d(k-1) * j_in                       receptive field in input pixels
-    start_out = start_in + (d(k-1)/2 - p) * j_in       centre of the first output cell's field,
-                                                       in input pixel indices (input: start 0)
-Output cell i of a layer sees the input pixels centred on start + i*j, r of them (clipped at the
-borders): the demo outlines exactly those.
-Layers are found in execution order with forward hooks on the leaf modules; each must read the
-tensor the previous one wrote, otherwise the model branches and no chain table is given.
+not counted. torchinfo's "mult-adds" of those layers agree (a test checks). Leaf layers are found
+in execution order with forward hooks (`trace_leaf_calls`); `check_chain` tells whether they form
+a straight chain (what the C export needs). Receptive fields come from receptive_field.py, for
+chains and branching models alike.
 """
 from __future__ import annotations
 
@@ -26,58 +18,14 @@ import torchinfo
 from torch import nn
 
 from .model import count_parameters
-
-PASS_THROUGH = (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d,
-                nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid,
-                nn.Tanh, nn.Softmax, nn.LogSoftmax, nn.Hardswish, nn.Mish,
-                nn.Dropout, nn.Dropout2d, nn.Identity)
-POOLS = (nn.MaxPool2d, nn.AvgPool2d)
-GLOBAL_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+from .receptive_field import NotTraceableError, RFRow, receptive_field_table
 
 
 class NotAChainError(ValueError):
     """The model is not a straight chain of layers, so an RF chain table would be wrong."""
 
 
-@dataclass
-class RFRow:
-    name: str        # the layer's path in the model, e.g. "conv1.0"; "input" for the input row
-    kind: str        # its class, e.g. "Conv2d"; "" for the input row
-    kernel: int
-    stride: int
-    padding: int
-    dilation: int
-    n_in: int
-    n_out: int
-    j_in: int
-    j_out: int
-    r_in: int
-    r_out: int
-    start: float
-
-    @property
-    def layer(self) -> str:
-        """As the tables show it, e.g. "conv1.0 Conv2d"."""
-        return f"{self.name} {self.kind}".strip()
-
-    @property
-    def block(self) -> str:
-        """The model's top-level child that holds the layer, e.g. "conv1"."""
-        return self.name.split(".")[0]
-
-
-COLUMNS = ["layer"] + [name for name in RFRow.__dataclass_fields__][2:]  # name and kind shown as one "layer"
-
-
-def pair(value) -> tuple[int, int]:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-
-
-def square(value, what: str, layer: str) -> int:
-    a, b = pair(value)
-    if a != b:
-        raise ValueError(f"{layer}: non-square {what} {value} is not supported by the RF table")
-    return int(a)
+COLUMNS = ["layer"] + [name for name in RFRow.__dataclass_fields__][2:-1]  # name and kind as one "layer"; no note
 
 
 @dataclass
@@ -127,53 +75,6 @@ def check_chain(calls: list[Call]) -> None:
             consumed.add(id(call.input))
 
 
-def layer_geometry(call: Call, n_in: int) -> tuple[int, int, int, int] | None:
-    """(kernel, stride, padding, dilation) of a spatial layer; None for a pass-through layer."""
-    module, name = call.module, call.name
-    if isinstance(module, nn.Conv2d):
-        k = square(module.kernel_size, "kernel", name)
-        d = square(module.dilation, "dilation", name)
-        if module.padding == "same":
-            p = d * (k - 1) // 2
-        elif module.padding == "valid":
-            p = 0
-        else:
-            p = square(module.padding, "padding", name)
-        return k, square(module.stride, "stride", name), p, d
-    if isinstance(module, POOLS):
-        k = square(module.kernel_size, "kernel", name)
-        s = square(module.stride if module.stride is not None else k, "stride", name)
-        d = square(getattr(module, "dilation", 1), "dilation", name)
-        return k, s, square(module.padding, "padding", name), d
-    if isinstance(module, GLOBAL_POOLS):
-        out = square(module.output_size if module.output_size is not None else n_in, "output size", name)
-        stride = n_in // out
-        return n_in - (out - 1) * stride, stride, 0, 1  # exact when out divides n_in
-    if isinstance(module, nn.Flatten) and call.input.dim() == 4:
-        return (n_in, 1, 0, 1) if n_in > 1 else None  # flattening a map = seeing all of it
-    if isinstance(module, (nn.Linear, nn.Flatten) + PASS_THROUGH):
-        return None
-    raise ValueError(f"layer {name!r} ({type(module).__name__}) is not supported by the RF table")
-
-
-def receptive_field_table(model: nn.Module, input_size: tuple[int, int, int] = (1, 28, 28)) -> list[RFRow]:
-    """One row for the input and one per spatial layer (conv, pool, global pool)."""
-    calls = trace_leaf_calls(model, input_size)
-    check_chain(calls)
-    n, j, r, start = input_size[-1], 1, 1, 0.0
-    rows = [RFRow("input", "", 0, 0, 0, 0, n, n, j, j, r, r, start)]
-    for call in calls[1:]:
-        geometry = layer_geometry(call, n)
-        if geometry is None:
-            continue
-        k, s, p, d = geometry
-        n_out = (n + 2 * p - d * (k - 1) - 1) // s + 1
-        j_out, r_out, start = j * s, r + d * (k - 1) * j, start + (d * (k - 1) / 2 - p) * j
-        rows.append(RFRow(call.name, type(call.module).__name__, k, s, p, d, n, n_out, j, j_out, r, r_out, start))
-        n, j, r = n_out, j_out, r_out
-    return rows
-
-
 @dataclass
 class RFFacts:
     last_spatial_layer: str   # the last layer whose output is still a map larger than 1x1
@@ -211,9 +112,10 @@ def summary(model: nn.Module, input_size: tuple[int, int, int] = (1, 28, 28)):
 
 
 def table_cells(row: RFRow) -> list[str]:
-    """The input row has no kernel, stride, padding or dilation: those cells stay empty."""
+    """The input row and rows where branches meet have no kernel, stride, padding or dilation:
+    those cells stay empty."""
     values = {**asdict(row), "layer": row.layer}
-    blank = ("kernel", "stride", "padding", "dilation") if row.name == "input" else ()
+    blank = ("kernel", "stride", "padding", "dilation") if row.kernel == 0 else ()
     return ["" if c in blank else f"{values[c]:g}" if c == "start" else str(values[c]) for c in COLUMNS]
 
 
@@ -237,17 +139,31 @@ def describe_rf(facts: RFFacts, input_px: int = 28) -> str:
             f"final RF: {facts.final_rf} px, which {verdict} the whole {input_px}x{input_px} input")
 
 
+def rf_notes(rows: list[RFRow]) -> str:
+    return "\n".join(f"{row.layer}: {row.note}." for row in rows if row.note)
+
+
 def model_tables_text(model: nn.Module) -> str:
     """What `tinycnn summary MODEL` prints: the torchinfo table, MACs and the RF table."""
-    rows = receptive_field_table(model)
-    return (f"{summary(model)}\n\nMultiply-accumulates per image (convolutions and linear layers): "
-            f"{count_macs(model):,}\n\nReceptive field\n{rf_table_text(rows)}\n\n"
-            f"{describe_rf(receptive_field_facts(rows))}")
+    tables = (f"{summary(model)}\n\nMultiply-accumulates per image (convolutions and linear layers): "
+              f"{count_macs(model):,}\n\n")
+    try:
+        rows = receptive_field_table(model)
+    except NotTraceableError as e:
+        return tables + f"Receptive field: not computed: {e}."
+    notes = rf_notes(rows)
+    return (tables + f"Receptive field\n{rf_table_text(rows)}\n\n" + (f"{notes}\n" if notes else "")
+            + describe_rf(receptive_field_facts(rows)))
 
 
 def model_tables_markdown(model: nn.Module) -> str:
     """The same tables for a report page."""
-    rows = receptive_field_table(model)
-    return (f"**Parameters** ({count_parameters(model):,}; from torchinfo)\n\n```\n{summary(model)}\n```\n\n"
-            f"**Receptive field** (n: size, j: jump, r: receptive field, in input pixels)\n\n"
-            f"{rf_table_markdown(rows)}\n\n{describe_rf(receptive_field_facts(rows))}.\n")
+    tables = f"**Parameters** ({count_parameters(model):,}; from torchinfo)\n\n```\n{summary(model)}\n```\n\n"
+    try:
+        rows = receptive_field_table(model)
+    except NotTraceableError as e:
+        return tables + f"**Receptive field**: not computed: {e}.\n"
+    notes = rf_notes(rows)
+    return (tables + f"**Receptive field** (n: size, j: jump, r: receptive field, in input pixels)\n\n"
+            f"{rf_table_markdown(rows)}\n\n" + (f"{notes}\n\n" if notes else "")
+            + f"{describe_rf(receptive_field_facts(rows))}.\n")

@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from .analysis import NotAChainError, check_chain, count_macs, square, trace_leaf_calls
+from .analysis import NotAChainError, check_chain, count_macs, trace_leaf_calls
 from .errors import ConfigError
 from .files import write_text
+from .receptive_field import square
 from .weights import Weights
 
 CFLAGS = ["-O2", "-std=c99", "-Wall", "-Wextra", "-Werror"]
