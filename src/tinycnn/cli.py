@@ -92,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     summary = sub.add_parser("summary", help="parameter, MAC and receptive-field tables of a model "
                                              "(no model: list the registered ones)")
-    summary.add_argument("model", nargs="?", help="registered model name, e.g. Model_3")
+    summary.add_argument("model", nargs="?", help="a registered model name, e.g. Model_3, or FILE.py:NAME: an "
+                         "nn.Module class (or a function returning one) in your own file, which is imported, so its "
+                         "code runs")
     summary.add_argument("--markdown", metavar="FILE", help="write the tables as Markdown to FILE")
 
     report = sub.add_parser("report", help="regenerate every report and the README's generated blocks "

@@ -27,6 +27,7 @@ from .export_check import check_exports
 from .files import write_json, write_text
 from .inference import assess, probabilities
 from .model import MODELS, build_model, count_parameters, model_info
+from .model_file import model_from_spec
 from .parallel import default_workers
 from .plots import plot_confusion, plot_misclassified, save_seen_input
 from .preprocess import preprocess_rgba, read_picture
@@ -157,7 +158,7 @@ def summary(args: argparse.Namespace) -> int:
             print(f"{name:10s} {count_parameters(model):7,d} params {count_macs(model):10,d} MACs   "
                   f"final RF {facts.final_rf} px   {info.summary}")
         return 0
-    model = build_model(args.model)
+    model = model_from_spec(args.model)
     if args.markdown:
         page = f"# {args.model}\n\n{model_tables_markdown(model)}"
         print(f"wrote {write_text(args.markdown, page)}")

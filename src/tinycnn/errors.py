@@ -31,7 +31,8 @@ class UnknownModelError(KeyError):
         self.name, self.known = name, known
 
     def __str__(self) -> str:
-        return f"unknown model {self.name!r}; known models: {', '.join(self.known)}"
+        return (f"unknown model {self.name!r}; known models: {', '.join(self.known)}; or FILE.py:NAME for a model "
+                f"of your own")
 
 
 class Diverged(RuntimeError):
