@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
 MODEL_HELP = "a registered model name (its shipped weights, e.g. Model_3), a run folder, or a weights file"
 
 
-def named_option_name(error: ConfigError) -> str:
+def named_option(error: ConfigError) -> str:
     """An option's error as the command line spells it: "--batch-size must be ...", not "batch_size"."""
     text = str(error)
     if text.startswith(error.key + " "):
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         # range depends on another's, so what passes here passes over an experiment file too).
         TrainConfig.from_dict(args.settings)
     except ConfigError as e:
-        print(f"tinycnn: error: {named_option_name(e)}", file=sys.stderr)
+        print(f"tinycnn: error: {named_option(e)}", file=sys.stderr)
         return EXIT_USAGE
     try:
         from . import commands  # deferred on purpose: see the module docstring
