@@ -155,6 +155,8 @@ class Branching(nn.Module):
 def test_c_export_refuses_what_it_cannot_express():
     with pytest.raises(ConfigError, match="straight-chain models only"):
         plan(Branching())
+    with pytest.raises(ConfigError, match=r"C export: 2 \(BatchNorm2d\) comes after a ReLU, so it cannot be folded"):
+        plan(nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.BatchNorm2d(4), nn.Conv2d(4, 10, 26), nn.Flatten()))
     with pytest.raises(ConfigError, match=r"layer 1 \(Tanh\) has no C translation"):
         plan(nn.Sequential(nn.Conv2d(1, 10, 3), nn.Tanh(), nn.AdaptiveAvgPool2d(1), nn.Flatten()))
 

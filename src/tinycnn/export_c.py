@@ -70,7 +70,12 @@ def plan(model: nn.Module) -> list[Layer]:
             bias = module.bias.detach().numpy() if module.bias is not None else np.zeros(module.out_channels)
             layers.append(Layer("conv", shape_in, shape_out, module.kernel_size[0], module.stride[0],
                                 module.padding[0], module.weight.detach().numpy(), bias, name=call.name))
-        elif isinstance(module, nn.BatchNorm2d) and layers and layers[-1].kind == "conv" and not layers[-1].relu:
+        elif isinstance(module, nn.BatchNorm2d):
+            if not (layers and layers[-1].kind == "conv" and not layers[-1].relu):
+                after = "a ReLU" if layers and layers[-1].relu else f"{layers[-1].kind if layers else 'the input'}"
+                raise ConfigError(f"C export: {call.name} (BatchNorm2d) comes after {after}, so it cannot be folded "
+                                  f"into the convolution before it (the C code has no separate batch norm); put "
+                                  f"BatchNorm right after its convolution, or export to ONNX")
             layers[-1].weight, layers[-1].bias = fold(layers[-1].weight, layers[-1].bias, module)
         elif isinstance(module, nn.ReLU) and layers and layers[-1].kind in ("conv", "linear"):
             layers[-1].relu = True
