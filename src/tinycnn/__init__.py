@@ -5,7 +5,7 @@ import os
 # kernels) and MKL (matrix products, e.g. the augmentation's affine grids) pick code paths by
 # CPU, and other paths sum in another order, so two machines drift apart from the first epoch.
 # MKL's own reproducibility mode (CBWR) fixes its path; without it, a Xeon with AVX-512 and AMX
-# gave seed 0 another first epoch than an AVX2 machine and an older AVX-512 one (train loss
+# gave seed 0 another first epoch than an AVX2 machine and another AVX-512 one (train loss
 # 0.328696 against 0.328979), although oneDNN and ATen were pinned. All three read these
 # variables once, when torch is first imported, so this must run before tinycnn imports torch
 # (a notebook that imported torch first keeps its own choice: the run's metrics record the kernels
