@@ -129,12 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="test accuracy, per-class accuracy, confusion matrix and "
                                                "misclassified images of a trained model")
     evaluate.add_argument("model", help=MODEL_HELP)
+    evaluate.add_argument("--model-file", metavar="FILE.py", help=MODEL_FILE_HELP)
     evaluate.add_argument("--json", action="store_true", help="print the numbers as JSON")
     evaluate.add_argument("--out", help="folder for confusion.png and misclassified.png (default: runs/evaluate-<model>)")
     evaluate.add_argument("--data-dir", help="MNIST folder (see train)")
 
     predict = sub.add_parser("predict", help="read digits from your own pictures (PNG, JPEG, ...)")
     predict.add_argument("model", help=MODEL_HELP)
+    predict.add_argument("--model-file", metavar="FILE.py", help=MODEL_FILE_HELP)
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="picture files, one digit each")
     predict.add_argument("--json", action="store_true",
                          help="print a JSON list of {file, prediction, probabilities}")
@@ -142,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="export a trained model to ONNX, int8 ONNX or dependency-free C")
     export.add_argument("model", help=MODEL_HELP)
+    export.add_argument("--model-file", metavar="FILE.py", help=MODEL_FILE_HELP)
     export.add_argument("--format", required=True, choices=("onnx", "int8", "c"), help="what to write")
     export.add_argument("--weights", default="fp32", choices=("fp32", "int8"), help="C only: weight precision")
     export.add_argument("--out", required=True, help="folder to write into")
@@ -161,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 MODEL_HELP = "a registered model name (its shipped weights, e.g. Model_3), a run folder, or a weights file"
+MODEL_FILE_HELP = ("for weights of a model of your own (FILE.py:NAME) whose file has moved since training: "
+                   "where it is now (it must be the same file: its SHA-256 is checked)")
 
 
 def named_option(error: ConfigError) -> str:

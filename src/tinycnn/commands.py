@@ -26,8 +26,8 @@ from .export import export as export_model
 from .export_check import check_exports
 from .files import write_json, write_text
 from .inference import assess, probabilities
-from .model import MODELS, build_model, count_parameters, model_info
-from .model_file import model_from_spec
+from .model import MODELS, build_model, count_parameters, model_for, model_from_spec
+from .model_file import absolute, model_label
 from .parallel import default_workers
 from .plots import plot_confusion, plot_misclassified, save_seen_input
 from .preprocess import preprocess_rgba, read_picture
@@ -56,9 +56,11 @@ def train(args: argparse.Namespace) -> int:
         cfg = TrainConfig.from_dict(resume["config"])
     else:
         cfg = TrainConfig.from_dict(args.settings)
-        model_info(cfg.model)
-        resolve_device(cfg.device)  # before the run folder exists: a refused run leaves nothing behind
-        folder = Path(args.out or f"runs/{cfg.model}-seed{cfg.seed}-{datetime.now():%Y%m%d-%H%M%S}")
+        cfg = cfg.replace(model=absolute(cfg.model, Path.cwd()))  # FILE.py:NAME means this file from any folder
+        model_for(cfg)  # before the run folder exists: a refused model or device leaves nothing behind
+        resolve_device(cfg.device)
+        name = model_label(cfg.model).split(":")[-1]
+        folder = Path(args.out or f"runs/{name}-seed{cfg.seed}-{datetime.now():%Y%m%d-%H%M%S}")
         prepare_folder(folder, force=args.force)
     source = find_mnist(args.data_dir)
     data = load_mnist(source=source)
@@ -88,12 +90,13 @@ def train(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- run (experiments)
 def run(args: argparse.Namespace) -> int:
     exp = load_experiment(args.experiment)
-    cfg = run_config(exp, args.settings, args.validate)
+    given = {**args.settings, **({"model": absolute(args.settings["model"], Path.cwd())} if "model" in args.settings else {})}
+    cfg = run_config(exp, given, args.validate)  # a FILE.py:NAME given here is relative to this folder
     seeds = args.seeds or exp.seeds
     report_folder = None if args.out else default_folder(exp, cfg, args.validate)
     folder = Path(args.out) if args.out else report_folder
     workers = args.workers or default_workers(len(seeds))
-    progress = RunProgress(f"{cfg.model} x {len(seeds)} seeds, {workers} workers", "validation" if cfg.holdout else "test")
+    progress = RunProgress(f"{model_label(cfg.model)} x {len(seeds)} seeds, {workers} workers", "validation" if cfg.holdout else "test")
     print(f"data: {find_mnist(args.data_dir)}; results in {folder}", flush=True)
     start = time.perf_counter()
     try:
@@ -169,7 +172,7 @@ def summary(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- using a trained model
 def evaluate(args: argparse.Namespace) -> int:
-    weights = load_model(args.model)
+    weights = load_model(args.model, args.model_file)
     data = load_mnist(source=find_mnist(args.data_dir))
     result = assess(weights, data)
     given = Path(args.model)  # a model name, a run folder or a weights file: its last part names the output
@@ -188,7 +191,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def predict(args: argparse.Namespace) -> int:
-    weights = load_model(args.model)
+    weights = load_model(args.model, args.model_file)
     results, failed = [], 0
     for path in args.images:
         try:
@@ -215,7 +218,7 @@ def predict(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
-    weights = load_model(args.model)
+    weights = load_model(args.model, args.model_file)
     out = Path(args.out)
     writable_folder(out)
     exported = export_model(weights, args.format, out, load_mnist(source=find_mnist(args.data_dir)), args.weights)

@@ -44,7 +44,7 @@ RANGES = [
 
 @dataclass
 class TrainConfig:
-    model: str = "Model_3"          # registry name (tinycnn summary lists them)
+    model: str = "Model_3"          # registry name (tinycnn summary lists them), or FILE.py:NAME of your own
     epochs: int = 15                # the challenge allows at most 15
     batch_size: int = 64            # images per step; 64 gives twice the updates of 128 in 15 epochs
     optimizer: str = "sgd"          # sgd | adam | adamw

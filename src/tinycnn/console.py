@@ -8,6 +8,7 @@ from .challenge import scored
 from .engine import Events, Training
 from .experiment import EpochDone, RunEvents, StepsDone
 from .model import count_parameters
+from .model_file import model_label
 
 
 def epoch_line(record: dict, evaluated_on: str = "test") -> str:
@@ -29,7 +30,7 @@ class TrainProgress(Events):
         self.epochs, self.evaluated_on, self.quiet, self.bar = epochs, evaluated_on, quiet, None
 
     def start(self, training: Training) -> None:
-        print(f"{training.cfg.model}: {count_parameters(training.model):,} parameters, "
+        print(f"{model_label(training.cfg.model)}: {count_parameters(training.model):,} parameters, "
               f"{count_macs(training.model):,} MACs per image; {len(training.loaders.train.labels):,} training "
               f"images; evaluating on the {self.evaluated_on} set", flush=True)
 

@@ -44,6 +44,7 @@ IDX_NAMES = {
 # IDX magic: two zero bytes, the element type (0x08 = uint8), the number of dimensions.
 IDX_UBYTE = 0x08
 EXPECTED_COUNTS = {"train": 60_000, "test": 10_000}
+NUM_CLASSES = 10   # the digits 0-9
 
 
 class MNIST(NamedTuple):

@@ -19,6 +19,7 @@ from .config import TrainConfig, changed_settings, read_toml, repo_path
 from .data import MNIST, find_mnist, load_mnist, split_for
 from .engine import Events, Training, resolve_device
 from .errors import ConfigError, Diverged
+from .model_file import absolute
 from .parallel import Messages, run_tasks
 from .runner import prepare_folder, train_run, writable_folder
 
@@ -54,6 +55,7 @@ def load_experiment(path: str | Path) -> Experiment:
         train = TrainConfig.from_dict(raw["train"], where=f"{path} [train]")
     except ConfigError as e:
         raise ConfigError(f"{path} [train]: {e}" if str(path) not in str(e) else str(e), e.key) from None
+    train = train.replace(model=absolute(train.model, path.parent))  # FILE.py:NAME is relative to this file
     return Experiment(name=path.stem, title=raw["title"], target=raw["target"].strip(),
                       analysis=raw["analysis"].strip(), train=train, seeds=seeds, path=str(path))
 

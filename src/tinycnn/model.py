@@ -14,14 +14,15 @@ from __future__ import annotations
 import inspect
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from torch import nn
 
 from .config import LAYOUT_TOKEN, TrainConfig, check_layout
-from .errors import UnknownModelError
-
-NUM_CLASSES = 10
+from .data import NUM_CLASSES
+from .errors import ConfigError, UnknownModelError
+from .model_file import is_model_file, load_model_file, model_label
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,22 @@ def build_model(name: str, dropout: float = -1.0, layout: str = "") -> nn.Module
 
 
 def model_for(cfg: TrainConfig) -> nn.Module:
-    """The model a config trains (the registered one, or its tuning overrides)."""
+    """The model a config trains: the registered one (or its tuning overrides), or a user's FILE.py:NAME."""
+    if is_model_file(cfg.model):
+        if cfg.dropout >= 0 or cfg.layout:
+            raise ConfigError(f"--dropout and --layout change registered models only, not {model_label(cfg.model)}",
+                              key="model")
+        return load_model_file(cfg.model)
     return build_model(cfg.model, cfg.dropout, cfg.layout)
+
+
+def model_from_spec(spec: str, base: Path = Path(".")) -> nn.Module:
+    """A registered model by name, or a user's model from FILE.py:NAME (FILE relative to `base`)."""
+    if spec in MODELS:
+        return build_model(spec)
+    if is_model_file(spec):
+        return load_model_file(spec, base)
+    raise UnknownModelError(spec, list(MODELS))
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import ConfigError, DataError, UnknownModelError
-from .model import MODELS, NUM_CLASSES, build_model
+from .data import NUM_CLASSES
+from .errors import ConfigError, DataError
 
 SPEC = re.compile(r"^(?P<file>.+\.py):(?P<name>[A-Za-z_]\w*)$")
 
@@ -30,13 +30,21 @@ def is_model_file(spec: str) -> bool:
     return SPEC.match(spec) is not None
 
 
-def model_from_spec(spec: str, base: Path = Path(".")) -> nn.Module:
-    """A registered model by name, or a user's model from FILE.py:NAME (FILE relative to `base`)."""
-    if spec in MODELS:
-        return build_model(spec)
-    if is_model_file(spec):
-        return load_model_file(spec, base)
-    raise UnknownModelError(spec, list(MODELS))
+def model_label(spec: str) -> str:
+    """A spec as a person reads it: "model.py:Net" for /any/folder/model.py:Net; a name stays a name."""
+    match = SPEC.match(spec)
+    return f"{Path(match['file']).name}:{match['name']}" if match else spec
+
+
+def absolute(spec: str, base: Path) -> str:
+    """FILE.py:NAME with FILE made absolute (relative to `base`), so the spec means the same file
+    from any folder: what `tinycnn train` and experiment files record."""
+    match = SPEC.match(spec)
+    return f"{(Path(base) / match['file']).resolve()}:{match['name']}" if match else spec
+
+
+def file_sha256(spec: str) -> str:
+    return hashlib.sha256(Path(SPEC.match(spec)["file"]).read_bytes()).hexdigest()
 
 
 def first_line(error: BaseException) -> str:

@@ -18,6 +18,7 @@ from .files import check_writable
 from .inference import misclassified
 from .machine import machine_description
 from .model import count_parameters
+from .model_file import file_sha256, is_model_file, model_label
 from .plots import plot_history
 from .weights import save_weights
 
@@ -91,9 +92,10 @@ def train_run(cfg: TrainConfig, folder: Path, data: MNIST, data_source: str,
         raise
     final = run.record("complete", misclassified=misclassified(result.predicted, result.labels))
     norm = run.training.loaders
+    model_file = {"model_file_sha256": file_sha256(cfg.model)} if is_model_file(cfg.model) else {}
     save_weights(folder / records.WEIGHTS, result.model, cfg.model, cfg.layout, cfg.dropout, norm.mean, norm.std,
-                 seed=cfg.seed, channels_last=cfg.channels_last, evaluated_on=final["evaluated_on"],
+                 **model_file, seed=cfg.seed, channels_last=cfg.channels_last, evaluated_on=final["evaluated_on"],
                  eval_acc=result.history[-1]["eval_acc"])
-    plot_history([result.history], folder / records.CURVES, title=f"{cfg.model}, seed {cfg.seed}")
+    plot_history([result.history], folder / records.CURVES, title=f"{model_label(cfg.model)}, seed {cfg.seed}")
     records.write_metrics(folder, final)  # last: "complete" promises that everything above is there
     return final

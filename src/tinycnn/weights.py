@@ -9,6 +9,7 @@ The repository ships seed 0 of every reported experiment as models/<experiment>.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from .data import normalise
 from .errors import ConfigError, DataError, UnknownModelError
 from .files import write_bytes
 from .model import MODELS, build_model
+from .model_file import is_model_file, load_model_file, model_label
 from .records import WEIGHTS
 
 META_KEY = "tinycnn"
@@ -37,7 +39,7 @@ class Weights:
 
     @property
     def name(self) -> str:
-        return self.meta["model"]
+        return model_label(self.meta["model"])
 
 
 def save_weights(path: Path, model: nn.Module, model_name: str, layout: str, dropout: float,
@@ -48,8 +50,27 @@ def save_weights(path: Path, model: nn.Module, model_name: str, layout: str, dro
     write_bytes(path, save(state, metadata={META_KEY: json.dumps(meta)}))
 
 
-def load_weights(path: str | Path) -> Weights:
-    """The model a weights file describes, with its weights loaded; DataError if the file is unfit."""
+def rebuild(meta: dict, path: Path, model_file: str | None) -> nn.Module:
+    """The module the weights belong to: a registered model, or the user's FILE.py:NAME that the
+    weights record, refused in one line if that file is gone or no longer the one trained."""
+    spec = meta["model"]
+    if not is_model_file(spec):
+        return build_model(spec, meta.get("dropout", -1.0), meta.get("layout", ""))
+    recorded, name = spec.rsplit(":", 1)
+    file = Path(model_file or recorded)
+    if not file.is_file():
+        raise ConfigError(f"{path}: its model file {file} is gone (moved or deleted): put it back, or pass "
+                          f"--model-file with its new place")
+    digest = hashlib.sha256(file.read_bytes()).hexdigest()
+    if digest != meta.get("model_file_sha256"):
+        raise DataError(f"{path}: {file} is not the file these weights were trained with (SHA-256 "
+                        f"{meta.get('model_file_sha256', '?')[:12]}... then, {digest[:12]}... now): restore it, or train again")
+    return load_model_file(f"{file.resolve()}:{name}")
+
+
+def load_weights(path: str | Path, model_file: str | None = None) -> Weights:
+    """The model a weights file describes, with its weights loaded; DataError if the file is unfit.
+    `model_file`: where a user's FILE.py is now, if it moved since training."""
     path = Path(path)
     try:
         with safe_open(path, framework="pt") as f:
@@ -62,7 +83,7 @@ def load_weights(path: str | Path) -> Weights:
     if not isinstance(meta, dict) or "model" not in meta:
         raise DataError(f"{path}: a safetensors file without tinycnn's metadata (which model it holds)")
     try:
-        model = build_model(meta["model"], meta.get("dropout", -1.0), meta.get("layout", ""))
+        model = rebuild(meta, path, model_file)
         model.load_state_dict(state, strict=True)
     except UnknownModelError:
         raise DataError(f"{path}: holds weights of model {meta['model']!r}, which this tinycnn does not know") from None
@@ -101,9 +122,9 @@ def ship(experiment: str, run_folder: Path, models_dir: Path) -> Path:
     return write_bytes(Path(models_dir) / f"{experiment}.safetensors", (Path(run_folder) / WEIGHTS).read_bytes())
 
 
-def load_model(spec: str) -> Weights:
+def load_model(spec: str, model_file: str | None = None) -> Weights:
     """`load_weights(resolve(spec))`: what evaluate, predict, export and the demo take."""
-    return load_weights(resolve(spec))
+    return load_weights(resolve(spec), model_file)
 
 
 def model_input(images_uint8: torch.Tensor, meta: dict) -> torch.Tensor:

@@ -19,6 +19,7 @@ from ..config import TrainConfig, changed_settings, repo_path
 from ..experiment import Experiment
 from ..files import write_text
 from ..model import model_for
+from ..model_file import model_label
 from ..plots import plot_history, plot_misclassified, plot_seed_scores
 from .facts import FactBook, Measured, experiment_facts, pct
 from .template import render
@@ -131,14 +132,14 @@ def write_experiment_page(measured: Measured, book: FactBook, reports_dir: Path,
     model = model_for(exp.train)
     figures = out_dir / exp.name
     plot_history(stats.histories, figures / "curves.png",
-                 f"{exp.train.model}: {len(stats.seeds)} seeds (mean line, min-max band)")
+                 f"{model_label(exp.train.model)}: {len(stats.seeds)} seeds (mean line, min-max band)")
     plot_seed_scores({s.seed: s.score for s in stats.seeds}, figures / "seeds.png",
-                     f"{exp.train.model}: each seed's worst scored epoch ({facts['passing']} hold)")
+                     f"{model_label(exp.train.model)}: each seed's worst scored epoch ({facts['passing']} hold)")
     first = measured.records[exp.seeds[0]]["misclassified"]
     plot_misclassified(eval_images, first, figures / "misclassified.png",
                        f"seed {exp.seeds[0]}: {len(first)} misclassified test images after the "
                        f"last epoch (true -> predicted; first 40)")
-    page = render("experiment.md", title=exp.title, model=exp.train.model, experiment_file=repo_path(exp.path),
+    page = render("experiment.md", title=exp.title, model=model_label(exp.train.model), experiment_file=repo_path(exp.path),
                   name=exp.name, target=book.fill(exp.target, exp.name, exp.path + " target"),
                   result=result_block(measured, facts),
                   analysis=book.fill(exp.analysis, exp.name, exp.path + " analysis"),

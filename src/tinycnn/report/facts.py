@@ -19,6 +19,7 @@ from ..config import changed_settings
 from ..errors import ConfigError
 from ..experiment import Experiment
 from ..model import model_for
+from ..model_file import model_label
 from ..sweep import StudySummary
 
 
@@ -43,7 +44,7 @@ def load_measured(exp: Experiment, reports_dir: Path) -> Measured | None:
             changed = sorted(changed_settings(expected, record["config"]))
             raise ConfigError(f"{folder}/seed{seed}.json was trained with other settings than {exp.path} "
                               f"says ({', '.join(changed)}): rerun the experiment")
-    stats = experiment_stats(exp.name, exp.train.model, found[exp.seeds[0]]["params"],
+    stats = experiment_stats(exp.name, model_label(exp.train.model), found[exp.seeds[0]]["params"],
                              count_macs(model_for(exp.train)), found)
     return Measured(exp, found, stats, records.read_experiment_run(folder))
 

@@ -10,6 +10,7 @@ from ..config import repo_path
 from ..errors import ConfigError
 from ..experiment import Experiment
 from ..model import model_for
+from ..model_file import model_label
 
 # The README's frontier table: step 3, then the smaller candidates tested on five seeds.
 FRONTIER_TABLE = ("step3", "skeleton", "ladder", "frontier")
@@ -20,7 +21,7 @@ PUBLIC_BEST = {"params": "about 5,900", "last3": ">= 99.40% (as reported)", "see
 def table_row(exp: Experiment, reports_dir: Path, cells: list[str]) -> str:
     """A README table row: the experiment (linked), its model, `cells`, its report (linked)."""
     report = f"{reports_dir.name}/{exp.name}.md"
-    return " | ".join(["", f"[{exp.title.split(':')[0]}]({repo_path(exp.path)})", f"`{exp.train.model}`", *cells,
+    return " | ".join(["", f"[{exp.title.split(':')[0]}]({repo_path(exp.path)})", f"`{model_label(exp.train.model)}`", *cells,
                        f"[{report}]({report})", ""]).strip()
 
 
