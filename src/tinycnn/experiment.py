@@ -145,11 +145,16 @@ class RunEvents:
         pass
 
 
+def resumes(run: Path, cfg: TrainConfig, force: bool) -> bool:
+    """A seed's run folder was stopped mid-run with these very settings: it continues, not restarts."""
+    return not force and records.run_status(run) == "running" and records.run_config(run) == cfg.to_dict()
+
+
 def train_seed(cfg: TrainConfig, folder: Path, data_dir: str | None, force: bool, messages: Messages) -> dict:
     """Worker body: one seed into <folder>/seed<N>/ (resumed if it was interrupted), then seed<N>.json."""
     run = records.seed_run_folder(folder, cfg.seed)
     resume = None
-    if not force and records.run_status(run) == "running" and records.run_config(run) == cfg.to_dict():
+    if resumes(run, cfg, force):
         resume = records.load_checkpoint(run)
     else:
         prepare_folder(run, force=True)
@@ -168,8 +173,7 @@ def steps_to_train(cfg: TrainConfig, folder: Path, todo: list[int], data: MNIST,
     total = 0
     for seed in todo:
         run = records.seed_run_folder(folder, seed)
-        resumes = not force and records.run_status(run) == "running" and records.run_config(run) == cfg.replace(seed=seed).to_dict()
-        done = len(records.read_metrics(run / records.METRICS)["history"]) if resumes else 0
+        done = len(records.read_metrics(run / records.METRICS)["history"]) if resumes(run, cfg.replace(seed=seed), force) else 0
         total += (cfg.epochs - done) * per_epoch
     return total
 

@@ -43,8 +43,9 @@ def absolute(spec: str, base: Path) -> str:
     return f"{(Path(base) / match['file']).resolve()}:{match['name']}" if match else spec
 
 
-def file_sha256(spec: str) -> str:
-    return hashlib.sha256(Path(SPEC.match(spec)["file"]).read_bytes()).hexdigest()
+def file_sha256(path: str | Path) -> str:
+    """What weights record of the model file they were trained with."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def first_line(error: BaseException) -> str:

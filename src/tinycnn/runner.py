@@ -92,7 +92,7 @@ def train_run(cfg: TrainConfig, folder: Path, data: MNIST, data_source: str,
         raise
     final = run.record("complete", misclassified=misclassified(result.predicted, result.labels))
     norm = run.training.loaders
-    model_file = {"model_file_sha256": file_sha256(cfg.model)} if is_model_file(cfg.model) else {}
+    model_file = {"model_file_sha256": file_sha256(cfg.model.rsplit(":", 1)[0])} if is_model_file(cfg.model) else {}
     save_weights(folder / records.WEIGHTS, result.model, cfg.model, cfg.layout, cfg.dropout, norm.mean, norm.std,
                  **model_file, seed=cfg.seed, channels_last=cfg.channels_last, evaluated_on=final["evaluated_on"],
                  eval_acc=result.history[-1]["eval_acc"])

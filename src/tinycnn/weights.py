@@ -9,7 +9,6 @@ The repository ships seed 0 of every reported experiment as models/<experiment>.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from .data import normalise
 from .errors import ConfigError, DataError, UnknownModelError
 from .files import write_bytes
 from .model import MODELS, build_model
-from .model_file import is_model_file, load_model_file, model_label
+from .model_file import file_sha256, is_model_file, load_model_file, model_label
 from .records import WEIGHTS
 
 META_KEY = "tinycnn"
@@ -61,7 +60,7 @@ def rebuild(meta: dict, path: Path, model_file: str | None) -> nn.Module:
     if not file.is_file():
         raise ConfigError(f"{path}: its model file {file} is gone (moved or deleted): put it back, or pass "
                           f"--model-file with its new place")
-    digest = hashlib.sha256(file.read_bytes()).hexdigest()
+    digest = file_sha256(file)
     if digest != meta.get("model_file_sha256"):
         raise DataError(f"{path}: {file} is not the file these weights were trained with (SHA-256 "
                         f"{meta.get('model_file_sha256', '?')[:12]}... then, {digest[:12]}... now): restore it, or train again")
