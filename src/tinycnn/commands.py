@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
@@ -16,26 +18,28 @@ from . import demo as demo_page
 from . import records
 from .analysis import count_macs, model_tables_markdown, model_tables_text, receptive_field_facts, receptive_field_table
 from .bench import run_bench
+from .checklist import CheckOptions, check_project
 from .config import TrainConfig, option_name
 from .console import RunProgress, TrainProgress, scored_line
 from .data import find_mnist, load_mnist
 from .engine import resolve_device
 from .errors import EXIT_DATA, EXIT_DIVERGED, EXIT_INTERRUPTED, ConfigError, DataError, Diverged
-from .experiment import default_folder, load_experiment, run_config, run_experiment
-from .export import export as export_model
+from .experiment import check_budget, default_folder, load_experiment, run_config, run_experiment
+from .exporter import export as export_model
 from .export_check import check_exports
 from .files import write_json, write_text
 from .inference import assess, probabilities
 from .model import MODELS, build_model, count_parameters, model_for, model_from_spec
-from .model_file import absolute, model_label
+from .model_file import absolute, is_model_file, model_label
 from .parallel import default_workers
 from .plots import plot_confusion, plot_misclassified, save_seen_input
 from .preprocess import preprocess_rgba, read_picture
+from .project import init_project
 from .report import write_all, write_experiment_report
 from .report.sweep_page import write_sweep_page
 from .runner import prepare_folder, train_run, writable_folder
 from .sweep import load_sweep, run_sweep, study_summary
-from .weights import load_model, ship, shipped_weights
+from .weights import Weights, load_model, ship, shipped_weights
 
 
 # ---------------------------------------------------------------------------- train
@@ -92,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     exp = load_experiment(args.experiment)
     given = {**args.settings, **({"model": absolute(args.settings["model"], Path.cwd())} if "model" in args.settings else {})}
     cfg = run_config(exp, given, args.validate)  # a FILE.py:NAME given here is relative to this folder
+    check_budget(exp, cfg)
     seeds = args.seeds or exp.seeds
     report_folder = None if args.out else default_folder(exp, cfg, args.validate)
     folder = Path(args.out) if args.out else report_folder
@@ -119,7 +124,9 @@ def run(args: argparse.Namespace) -> int:
                 print(f"report: {write_experiment_report(exp, report_folder.parent, data_dir=args.data_dir)}")
             except ConfigError as e:  # e.g. its text quotes an experiment whose seeds are still running
                 print(f"report not written yet ({e}); `tinycnn report` writes it once it can")
-    print(f"wall time {time.perf_counter() - start:.0f}s for {len(seeds)} seeds")
+    trained = f"trained seeds {', '.join(map(str, progress.trained))}" if progress.trained else \
+        "nothing to train: every seed was complete"
+    print(f"wall time {time.perf_counter() - start:.0f}s; {trained}")
     diverged = [seed for seed, record in found.items() if record["status"] == "diverged"]
     if diverged:
         print(f"tinycnn: seeds {', '.join(map(str, diverged))} diverged (recorded as such)", file=sys.stderr)
@@ -129,8 +136,19 @@ def run(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- report, bench, sweep
 def report(args: argparse.Namespace) -> int:
-    for path in write_all(Path(args.experiments), Path(args.reports), Path(args.readme), data_dir=args.data_dir):
+    project = Path(args.project)
+    if not project.is_dir():
+        raise ConfigError(f"{project}: no such project folder")
+    for path in write_all(Path(args.experiments or project / "experiments"), Path(args.reports or project / "reports"),
+                          Path(args.readme or project / "README.md"), data_dir=args.data_dir):
         print(f"wrote {path}")
+    return 0
+
+
+def init(args: argparse.Namespace) -> int:
+    folder = init_project(Path(args.folder))
+    print(f"created {folder}: model.py, experiments/step1..3.toml, README.md, .gitignore\n"
+          f"next: cd {folder} && tinycnn run experiments/step1.toml")
     return 0
 
 
@@ -220,8 +238,14 @@ def predict(args: argparse.Namespace) -> int:
 def export(args: argparse.Namespace) -> int:
     weights = load_model(args.model, args.model_file)
     out = Path(args.out)
+    created = not out.exists()
     writable_folder(out)
-    exported = export_model(weights, args.format, out, load_mnist(source=find_mnist(args.data_dir)), args.weights)
+    try:
+        exported = export_model(weights, args.format, out, load_mnist(source=find_mnist(args.data_dir)), args.weights)
+    except BaseException:
+        if created:  # nothing half-written: a refused or failed export leaves no folder behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     for path in exported.files.values():
         print(f"wrote {path} ({path.stat().st_size:,} bytes)")
     if agreed := exported.agreement:
@@ -243,10 +267,11 @@ def export_check(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
+    own = own_models(args.weights, args.own_models)
     if args.static:
-        print(f"wrote {demo_page.build(Path(args.static))}: serve it with any static web server")
+        print(f"wrote {demo_page.build(Path(args.static), own=own)}: serve it with any static web server")
         return 0
-    folder = demo_page.build(Path("build/demo"))
+    folder = demo_page.build(Path("build/demo"), own=own)
     try:
         demo_page.serve(folder, args.port, announce=lambda line: print(line, flush=True))
     except OSError as e:
@@ -254,3 +279,36 @@ def demo(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("tinycnn demo: stopped")
     return 0
+
+
+def own_models(runs: list[str], specs: list[str]) -> list[Weights]:
+    """`demo --weights RUN [--model FILE.py:NAME]`: each run's weights, its model rebuilt from the
+    file the weights record, or from the --model given in the same place (a file that moved)."""
+    if specs and len(specs) != len(runs):
+        raise ConfigError(f"--model goes with --weights, one each: got {len(specs)} --model for {len(runs)} --weights")
+    loaded = []
+    for run, spec in zip(runs, specs or [None] * len(runs)):
+        if spec is not None and not is_model_file(spec):
+            raise ConfigError(f"--model {spec}: give the model file as FILE.py:NAME")
+        weights = load_model(run, spec.rsplit(":", 1)[0] if spec else None)
+        if spec is not None and model_label(spec).split(":")[1] != weights.name.split(":")[-1]:
+            raise ConfigError(f"--model {spec}: the weights in {run} are of {weights.name}")
+        loaded.append(weights)
+    return loaded
+
+
+def check(args: argparse.Namespace) -> int:
+    options = CheckOptions(args.steps, args.budget, args.max_epochs, args.target)
+    rules = check_project(Path(args.project), options)
+    passed = all(rule.passed for rule in rules)
+    if args.json:
+        print(json.dumps({"project": str(Path(args.project).resolve()), "options": asdict(options), "passed": passed,
+                          "rules": [asdict(rule) for rule in rules]}, indent=1))
+    else:
+        print(f"tinycnn check {args.project}: {options.steps} steps, fewer than {options.budget:,} parameters, at most "
+              f"{options.epochs} epochs, {options.target:.2f}% on each of the last 3 epochs")
+        for rule in rules:
+            print(f"{'PASS' if rule.passed else 'FAIL'}  {rule.name:<10}  {rule.evidence}")
+        failed = sum(not rule.passed for rule in rules)
+        print("all rules pass" if passed else f"{failed} of {len(rules)} rules fail")
+    return 0 if passed else 1

@@ -154,8 +154,20 @@ def read_toml(path: Path, kind: str, allowed: set[str], required: set[str]) -> d
 
 
 def changed_settings(given: dict, reference: dict, ignore: tuple[str, ...] = ()) -> dict:
-    """The settings in `given` whose value differs from `reference`'s, {name: given value}, in given's order."""
-    return {k: v for k, v in given.items() if k not in ignore and reference.get(k) != v}
+    """The settings in `given` whose value differs from `reference`'s, {name: given value}, in given's order.
+    A model of your own is the same setting wherever its project lies: records store its absolute
+    path, and a project is cloned, moved and graded elsewhere (its content is checked by SHA-256)."""
+    return {k: v for k, v in given.items() if k not in ignore and
+            (portable_model(reference.get(k)) != portable_model(v) if k == "model" else reference.get(k) != v)}
+
+
+SPEC = re.compile(r"^(?P<file>.+\.py):(?P<name>[A-Za-z_]\w*)$")  # a model of your own, FILE.py:NAME (model_file.py)
+
+
+def portable_model(spec):
+    """FILE.py:NAME as its file's name and NAME ("model.py:Net"); a registered name stays itself."""
+    match = SPEC.match(spec) if isinstance(spec, str) else None
+    return f"{Path(match['file']).name}:{match['name']}" if match else spec
 
 
 def option_name(key: str) -> str:

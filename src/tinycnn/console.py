@@ -1,6 +1,8 @@
 """What the command line shows while work runs: progress bars and one line per epoch or seed."""
 from __future__ import annotations
 
+import warnings
+
 from tqdm import tqdm
 
 from .analysis import count_macs
@@ -9,6 +11,10 @@ from .engine import Events, Training
 from .experiment import EpochDone, RunEvents, StepsDone
 from .model import count_parameters
 from .model_file import model_label
+
+with warnings.catch_warnings():  # in Jupyter without ipywidgets: the text bar, which renders there too
+    warnings.simplefilter("ignore")
+    from tqdm.auto import tqdm as tqdm_auto
 
 
 def epoch_line(record: dict, evaluated_on: str = "test") -> str:
@@ -26,8 +32,9 @@ def scored_line(history: list[dict], evaluated_on: str = "test") -> str:
 class TrainProgress(Events):
     """`tinycnn train`: a progress bar per epoch with the running loss, then the epoch's line."""
 
-    def __init__(self, epochs: int, evaluated_on: str, quiet: bool):
+    def __init__(self, epochs: int, evaluated_on: str, quiet: bool, notebook: bool = False):
         self.epochs, self.evaluated_on, self.quiet, self.bar = epochs, evaluated_on, quiet, None
+        self.notebook = notebook  # the Python API: Jupyter's own bar where it can draw one, and always a bar
 
     def start(self, training: Training) -> None:
         print(f"{model_label(training.cfg.model)}: {count_parameters(training.model):,} parameters, "
@@ -35,9 +42,11 @@ class TrainProgress(Events):
               f"images; evaluating on the {self.evaluated_on} set", flush=True)
 
     def epoch_start(self, epoch: int, steps: int) -> None:
-        # disable=None: a bar on a terminal only, never into a log or a pipe
-        self.bar = tqdm(total=steps, desc=f"epoch {epoch}/{self.epochs}", unit="step", leave=False,
-                        dynamic_ncols=True, disable=True if self.quiet else None)
+        # the command line: a bar on a terminal only (disable=None), never into a log or a pipe; a
+        # notebook's output is no terminal, so the API asks for one (a widget with ipywidgets)
+        bar = tqdm_auto if self.notebook else tqdm
+        self.bar = bar(total=steps, desc=f"epoch {epoch}/{self.epochs}", unit="step", leave=False, dynamic_ncols=True,
+                       disable=True if self.quiet else False if self.notebook else None)
 
     def step(self, step: int, loss: float, acc: float) -> None:
         self.bar.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.2f}%", refresh=False)
@@ -58,8 +67,10 @@ class RunProgress(RunEvents):
 
     def __init__(self, description: str, evaluated_on: str):
         self.description, self.evaluated_on, self.bar = description, evaluated_on, None
+        self.trained: list[int] = []  # the seeds this command trains (the others were complete)
 
     def planned(self, steps: int, seeds: list[int]) -> None:
+        self.trained = seeds
         self.bar = tqdm(total=steps, unit="step", dynamic_ncols=True, disable=None,
                         desc=f"{self.description}, training seeds {', '.join(map(str, seeds)) or 'none'}")
 

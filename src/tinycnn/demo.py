@@ -1,8 +1,9 @@
 """`tinycnn demo`: a page where you draw a digit and watch each layer of the network read it.
 
 `build` writes a self-contained static folder: the page (web/), onnxruntime-web (from the npm
-lockfile's node_modules), every registered model's shipped weights exported to ONNX with each
-block's output as an extra output (the feature maps), models.json (parameters, MACs, reported
+lockfile's node_modules, or the wheel's copy), every registered model's shipped weights and any
+`--weights` of your own exported to ONNX with each block's output as an extra output (the feature
+maps; exported once and kept in the user's cache), models.json (parameters, MACs, reported
 accuracy, each block's receptive field), and the reports the page links to. Nothing is fetched
 from the internet when it runs. `serve` shows a folder on 127.0.0.1 only.
 There is one implementation of the model, PyTorch's, exported; the page's JavaScript computes
@@ -11,25 +12,31 @@ the preprocessing (web/preprocess.js, the twin of preprocess.py) and draws.
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
 from pathlib import Path
 
 import torch
 
-from . import preprocess
+from . import exporter, preprocess
+from . import model as model_module
 from .analysis import count_macs, receptive_field_table
+from .data import default_data_dir
 from .errors import ConfigError
 from .experiment import load_experiment
-from .export import Deployable, block_names, onnx_bytes
-from .files import read_json, write_bytes, write_json, write_text
+from .exporter import Deployable, block_names, onnx_bytes
+from .files import write_bytes, write_json, write_text
 from .model import MODELS, count_parameters
 from .report.facts import load_measured
-from .weights import REPO_ROOT, load_weights, shipped_weights
+from .weights import REPO_ROOT, Weights, load_weights, shipped_weights
 
-WEB = Path(__file__).with_name("web")
-ORT = REPO_ROOT / "node_modules" / "onnxruntime-web" / "dist"
+WEB = Path(str(resources.files("tinycnn") / "web"))
+# onnxruntime-web's files: package data in an installed tinycnn (a wheel built by `make wheel`); in
+# the checkout, web/ort is a link to node_modules/onnxruntime-web/dist (from `npm ci`)
+ORT = WEB / "ort"
 # onnxruntime-web's single-file ES module (wasm backend) is served as .js: every static host
 # serves .js as JavaScript, not every one .mjs; it finds its .wasm beside itself.
 ORT_FILES = {"ort.wasm.bundle.min.mjs": "ort.bundle.min.js", "ort-wasm-simd-threaded.wasm": "ort-wasm-simd-threaded.wasm",
@@ -52,9 +59,13 @@ def block_fields(model: torch.nn.Module) -> list[dict]:
     return fields
 
 
-def reported(experiment: str, reports_dir: Path) -> dict:
-    """Seed 0's final test accuracy and how many seeds hold the challenge, from the committed records."""
-    exp = load_experiment(REPO_ROOT / "experiments" / f"{experiment}.toml")
+def reported(experiment: str, reports_dir: Path, weights: Weights) -> dict:
+    """Seed 0's final test accuracy and how many seeds hold the challenge, from the committed records;
+    an installed tinycnn has no experiments or reports, only the weights and the accuracy they record."""
+    path = REPO_ROOT / "experiments" / f"{experiment}.toml"
+    if not path.is_file():
+        return {"accuracy": weights.meta.get("eval_acc"), "holding": None, "report": None}
+    exp = load_experiment(path)
     measured = load_measured(exp, reports_dir)
     if measured is None:
         return {"accuracy": None, "holding": None, "report": f"reports/{experiment}.md"}
@@ -62,17 +73,18 @@ def reported(experiment: str, reports_dir: Path) -> dict:
             "holding": f"{measured.stats.holding}/{len(exp.seeds)}", "report": f"reports/{experiment}.md"}
 
 
-def build(out: Path, reports_dir: Path = REPO_ROOT / "reports", log=print) -> Path:
-    """Write (or bring up to date) the static demo folder; returns it."""
+def build(out: Path, reports_dir: Path = REPO_ROOT / "reports", log=print, own: list[Weights] = ()) -> Path:
+    """Write (or bring up to date) the static demo folder, with the shipped models and `own`
+    (trained models of your own, added to the picker); returns it."""
     missing = [name for name in ORT_FILES if not (ORT / name).is_file()]
     if missing:
-        raise ConfigError(f"onnxruntime-web is not installed ({ORT / missing[0]} is missing): run `npm ci` in "
-                          f"{REPO_ROOT} (`make demo` does it)")
+        raise ConfigError(f"onnxruntime-web is not installed ({ORT / missing[0]} is missing): in a clone, run "
+                          f"`npm ci` in {REPO_ROOT} (`make demo` does it); a wheel carries it when built by "
+                          f"`make wheel`")
     write_page(out)
     for source, target in ORT_FILES.items():
         if not (out / target).exists() or (out / target).stat().st_size != (ORT / source).stat().st_size:
             shutil.copyfile(ORT / source, out / target)
-    before = {m["name"]: m for m in read_json(out / "models.json")} if (out / "models.json").exists() else {}
     entries = []
     for name, info in MODELS.items():
         path = shipped_weights(name)
@@ -80,18 +92,47 @@ def build(out: Path, reports_dir: Path = REPO_ROOT / "reports", log=print) -> Pa
             continue
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         weights = load_weights(path)
-        if before.get(name, {}).get("weights_sha256") != digest or not (out / "models" / f"{name}.onnx").exists():
-            log(f"exporting {name} ({path.name}) with its feature maps")
-            write_bytes(out / "models" / f"{name}.onnx", onnx_bytes(weights, feature_maps=True))
-        entries.append({"name": name, "experiment": info.experiment, "summary": info.summary,
+        write_bytes(out / "models" / f"{name}.onnx", feature_map_onnx(weights, digest, log))
+        entries.append({"name": name, "onnx": f"models/{name}.onnx", "experiment": info.experiment,
+                        "summary": info.summary,
                         "params": count_parameters(weights.model), "macs": count_macs(weights.model),
                         "weights_sha256": digest, "blocks": block_fields(weights.model),
-                        **reported(info.experiment, reports_dir)})
+                        **reported(info.experiment, reports_dir, weights)})
         copy_report(reports_dir, info.experiment, out)
     if not entries:
         raise ConfigError(f"no shipped weights in {shipped_weights('Model_3').parent}")
+    for weights in own:
+        entries.append(own_entry(weights, out, log))
     write_json(out / "models.json", entries)
     return out
+
+
+def feature_map_onnx(weights: Weights, digest: str, log) -> bytes:
+    """The model's ONNX with every block's map as an output, exported once per weights and code:
+    kept in the user's cache under the weights' SHA-256, the exporting code's (exporter.py,
+    model.py) and torch's version, so a page rebuilt in any folder re-exports only what changed."""
+    code = b"".join(Path(module.__file__).read_bytes() for module in (exporter, model_module))
+    key = hashlib.sha256(digest.encode() + torch.__version__.encode() + code).hexdigest()
+    cached = default_data_dir() / "demo" / f"{key}.onnx"
+    if not cached.is_file():
+        log(f"exporting {weights.name} ({weights.path}) with its feature maps")
+        write_bytes(cached, onnx_bytes(weights, feature_maps=True))
+    return cached.read_bytes()
+
+
+def own_entry(weights: Weights, out: Path, log) -> dict:
+    """A trained model of your own in the picker: its feature maps, receptive fields and the
+    accuracy its run recorded (no report: it is your run, not a committed experiment)."""
+    digest = hashlib.sha256(Path(weights.path).read_bytes()).hexdigest()
+    name = weights.name
+    onnx = f"models/own-{re.sub(r'[^A-Za-z0-9_.-]', '-', name)}-{digest[:8]}.onnx"
+    write_bytes(out / onnx, feature_map_onnx(weights, digest, log))
+    evaluated_on = weights.meta.get("evaluated_on", "test")
+    return {"name": name, "onnx": onnx, "experiment": None,
+            "summary": f"Your model, {name}, from {weights.path}", "params": count_parameters(weights.model),
+            "macs": count_macs(weights.model), "weights_sha256": digest, "blocks": block_fields(weights.model),
+            "accuracy": weights.meta.get("eval_acc") if evaluated_on == "test" else None, "holding": None,
+            "report": None}
 
 
 def write_page(out: Path) -> None:

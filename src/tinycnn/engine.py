@@ -229,14 +229,15 @@ class Training:
         self.history = list(state["history"])
 
 
-def prepare(cfg: TrainConfig, data: MNIST) -> Training:
-    """Seed, put the images on the device, build the model, optimiser, schedule and average."""
+def prepare(cfg: TrainConfig, data: MNIST, module: nn.Module | None = None) -> Training:
+    """Seed, put the images on the device, build the model (or take `module`, a model built in
+    Python, from its current weights), optimiser, schedule and average."""
     device = resolve_device(cfg.device)
     if device.type == "cpu":
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)  # weights and dropout masks; data order uses its own generator
     loaders = make_loaders(cfg, data, device)
-    model = model_for(cfg).to(device)
+    model = (model_for(cfg) if module is None else module).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(cfg, model)
@@ -251,16 +252,18 @@ class FitResult:
     history: list[dict]
     predicted: np.ndarray     # final-epoch predictions on the evaluation images
     labels: np.ndarray        # their true labels
+    mean: float               # the normalisation the model was trained with (its training images')
+    std: float
 
 
 def fit(cfg: TrainConfig, data: MNIST | None = None, events: Events | None = None,
-        resume: dict | None = None) -> FitResult:
-    """Train `cfg.model` for `cfg.epochs` (from a checkpoint state when `resume` is given).
+        resume: dict | None = None, module: nn.Module | None = None) -> FitResult:
+    """Train `cfg.model` (or `module`) for `cfg.epochs` (from a checkpoint state when `resume` is given).
 
     Raises Diverged, with the history so far, when the training loss stops being finite.
     """
     events = events or Events()
-    training = prepare(cfg, data if data is not None else load_mnist())
+    training = prepare(cfg, data if data is not None else load_mnist(), module)
     if resume is not None:
         training.restore(resume)
     events.start(training)
@@ -280,4 +283,5 @@ def fit(cfg: TrainConfig, data: MNIST | None = None, events: Events | None = Non
                         "eval_loss": result["loss"], "eval_acc": result["acc"], "lr": lr,
                         "seconds": time.perf_counter() - start})
         events.epoch_end(training)
-    return FitResult(training.evaluated, history, result["predicted"], loaders.eval.labels.cpu().numpy())
+    return FitResult(training.evaluated, history, result["predicted"], loaders.eval.labels.cpu().numpy(),
+                     loaders.mean, loaders.std)

@@ -1,7 +1,8 @@
 """Experiments: one step of the challenge (or beyond) as a file, and how its seeds are run.
 
 An experiment file (TOML) holds the why (title, target), the how ([train]: every training setting;
-seeds) and what was learned (analysis); `{placeholders}` in target and analysis are filled from
+seeds; budget: the most parameters its model may have, checked before training, 7,999 unless
+given) and what was learned (analysis); `{placeholders}` in target and analysis are filled from
 the metrics by the report. `run_experiment` trains the seeds in parallel single-thread worker
 processes, one per core, into an experiment folder (its format: records.py). Seeds already
 complete are skipped and interrupted ones resume, so rerunning a stopped command finishes it.
@@ -15,15 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import records
+from .challenge import MAX_PARAMS
 from .config import TrainConfig, changed_settings, read_toml, repo_path
 from .data import MNIST, find_mnist, load_mnist, split_for
 from .engine import Events, Training, resolve_device
 from .errors import ConfigError, Diverged
-from .model_file import absolute
+from .model import count_parameters, model_for
+from .model_file import absolute, model_label
 from .parallel import Messages, run_tasks
 from .runner import prepare_folder, train_run, writable_folder
 
-EXPERIMENT_KEYS = {"title", "target", "analysis", "seeds", "train"}
+EXPERIMENT_KEYS = {"title", "target", "analysis", "seeds", "train", "budget"}
 VALIDATION_HOLDOUT = 10_000   # --validate: train on the first 50,000 images, score the last 10,000
 REPORTS = Path("reports")
 
@@ -37,17 +40,21 @@ class Experiment:
     train: TrainConfig
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     path: str = ""
+    budget: int = MAX_PARAMS - 1  # the most parameters its model may have (the challenge: fewer than 8,000)
 
 
 def load_experiment(path: str | Path) -> Experiment:
     path = Path(path)
-    raw = read_toml(path, "experiment", EXPERIMENT_KEYS, EXPERIMENT_KEYS - {"seeds"})
+    raw = read_toml(path, "experiment", EXPERIMENT_KEYS, EXPERIMENT_KEYS - {"seeds", "budget"})
     if not isinstance(raw["train"], dict):
         raise ConfigError(f"{path}: [train] must be a table")
     seeds = raw.get("seeds", [0, 1, 2, 3, 4])
     if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
                                                        for s in seeds)):
         raise ConfigError(f"{path}: seeds must be a non-empty list of integers >= 0")
+    budget = raw.get("budget", MAX_PARAMS - 1)
+    if not (isinstance(budget, int) and not isinstance(budget, bool) and budget > 0):
+        raise ConfigError(f"{path}: budget must be a whole number of parameters > 0")
     for key in ("title", "target", "analysis"):
         if not isinstance(raw[key], str):
             raise ConfigError(f"{path}: {key} must be a string")
@@ -57,12 +64,21 @@ def load_experiment(path: str | Path) -> Experiment:
         raise ConfigError(f"{path} [train]: {e}" if str(path) not in str(e) else str(e), e.key) from None
     train = train.replace(model=absolute(train.model, path.parent))  # FILE.py:NAME is relative to this file
     return Experiment(name=path.stem, title=raw["title"], target=raw["target"].strip(),
-                      analysis=raw["analysis"].strip(), train=train, seeds=seeds, path=str(path))
+                      analysis=raw["analysis"].strip(), train=train, seeds=seeds, path=str(path), budget=budget)
 
 
 def load_experiments(folder: Path) -> list[Experiment]:
     """Every experiment file in `folder` (sweep files, *_sweep.toml, are not experiments)."""
     return [load_experiment(p) for p in sorted(Path(folder).glob("*.toml")) if not p.name.endswith("_sweep.toml")]
+
+
+def check_budget(exp: Experiment, cfg: TrainConfig) -> int:
+    """The model's parameter count; ConfigError before any training when it is over the budget."""
+    params = count_parameters(model_for(cfg))
+    if params > exp.budget:
+        raise ConfigError(f"{model_label(cfg.model)} has {params:,} parameters, over the budget of {exp.budget:,} "
+                          f"in {exp.path} (raise it there with budget = N)", key="model")
+    return params
 
 
 # ---------------------------------------------------------------------------- where runs go
@@ -77,9 +93,11 @@ def settings_label(exp: Experiment, cfg: TrainConfig) -> str:
     return "+".join(f"{k}={v}" for k, v in sorted(changed.items())) or "as-file"
 
 
-def default_folder(exp: Experiment, cfg: TrainConfig, validate: bool, reports: Path = REPORTS) -> Path:
-    """reports/<name>/ for the file as written; validation runs by their settings, so the report
-    lists each tuning variant and rerunning the same command resumes the same folder."""
+def default_folder(exp: Experiment, cfg: TrainConfig, validate: bool) -> Path:
+    """reports/<name>/ beside the file's experiments/ folder (its project's, from any working
+    folder) for the file as written; validation runs by their settings, so the report lists each
+    tuning variant and rerunning the same command resumes the same folder."""
+    reports = Path(exp.path).parent.parent / REPORTS
     if validate:
         return reports / "validation" / f"{exp.name}-{settings_label(exp, cfg)}"
     if cfg.replace(seed=exp.train.seed) != exp.train:
@@ -96,11 +114,11 @@ def seeds_to_train(folder: Path, cfg: TrainConfig, seeds: list[int], force: bool
         path, run = records.seed_path(folder, seed), records.seed_run_folder(folder, seed)
         found = (records.read_metrics(path)["config"] if path.exists()
                  else records.run_config(run) if records.holds_a_run(run) else None)
-        if found is not None and found != expected and not force:
-            changed = sorted(changed_settings(expected, found))
+        changed = sorted(changed_settings(expected, found)) if found is not None else []
+        if changed and not force:
             raise ConfigError(f"{folder} holds seed {seed} trained with other settings ({', '.join(changed)}): "
                               f"pass --force to replace it, or --out another folder")
-        if force or not path.exists() or found != expected:
+        if force or not path.exists() or changed:
             todo.append(seed)
     return todo
 

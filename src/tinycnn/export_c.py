@@ -3,12 +3,14 @@
     int tinycnn_predict(const uint8_t image[784], float logits[10]);
 
 takes raw 0-255 pixels in row-major order, normalises them as in training, writes the ten logits
-and returns the predicted digit. Batch norm is folded into the convolution before it; weights are
-`const` arrays (fp32 as exact hex-float literals, or int8 with one float scale per output channel);
-activations ping-pong between two static float buffers: no malloc, no library beyond <stdint.h>.
+and returns the predicted digit (for a model ending in log_softmax: the scores before it). Batch
+norm is folded into the convolution before it (one after a ReLU or a pool: a per-channel scale and
+shift of its own); weights are `const` arrays (fp32 as exact hex-float literals, or int8 with one
+float scale per output channel); activations ping-pong between two static float buffers: no
+malloc, no library beyond <stdint.h>.
 The layer plan comes from tracing the model (analysis.trace_leaf_calls), so any straight chain
-of convolutions, batch norms, ReLUs, max pools, global average pooling and linear layers works;
-anything else is refused with a clear message.
+of convolutions, batch norms, ReLUs, max pools, global average pooling (adaptive, or an AvgPool2d
+over the whole map) and linear layers works; anything else is refused with a clear message.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch import nn
 
 from .analysis import NotAChainError, check_chain, count_macs, trace_leaf_calls
@@ -34,13 +37,14 @@ SKIPPED = (nn.Dropout, nn.Dropout2d, nn.Identity, nn.Flatten)
 
 @dataclass
 class Layer:
-    kind: str                  # conv | maxpool | gap | linear
+    kind: str                  # conv | batchnorm | maxpool | gap | linear
     shape_in: tuple            # (C, H, W)
     shape_out: tuple
     kernel: int = 1
     stride: int = 1
     padding: int = 0
-    weight: np.ndarray | None = None   # conv (Cout, Cin, k, k) / linear (out, in), batch norm folded in
+    weight: np.ndarray | None = None   # conv (Cout, Cin, k, k) / linear (out, in), batch norm folded in;
+    # a batch norm that cannot be folded (after a ReLU or a pool): per-channel scale (weight) and shift (bias)
     bias: np.ndarray | None = None
     relu: bool = False
     name: str = ""
@@ -51,6 +55,12 @@ def fold(weight: np.ndarray, bias: np.ndarray, bn: nn.BatchNorm2d) -> tuple[np.n
     scale = (bn.weight / (bn.running_var + bn.eps).sqrt()).detach().double().numpy()
     return (weight.astype(np.float64) * scale[:, None, None, None],
             (bias.astype(np.float64) - bn.running_mean.double().numpy()) * scale + bn.bias.detach().double().numpy())
+
+
+def covers_map(pool: nn.AvgPool2d, shape_in: tuple) -> bool:
+    """An AvgPool2d that averages its whole input map (a course model's GAP), and nothing else."""
+    kernel = pool.kernel_size if isinstance(pool.kernel_size, tuple) else (pool.kernel_size,) * 2
+    return tuple(kernel) == tuple(shape_in[-2:]) and pool.padding in (0, (0, 0))
 
 
 def plan(model: nn.Module) -> list[Layer]:
@@ -71,19 +81,21 @@ def plan(model: nn.Module) -> list[Layer]:
             layers.append(Layer("conv", shape_in, shape_out, module.kernel_size[0], module.stride[0],
                                 module.padding[0], module.weight.detach().numpy(), bias, name=call.name))
         elif isinstance(module, nn.BatchNorm2d):
-            if not (layers and layers[-1].kind == "conv" and not layers[-1].relu):
-                after = "a ReLU" if layers and layers[-1].relu else f"{layers[-1].kind if layers else 'the input'}"
-                raise ConfigError(f"C export: {call.name} (BatchNorm2d) comes after {after}, so it cannot be folded "
-                                  f"into the convolution before it (the C code has no separate batch norm); put "
-                                  f"BatchNorm right after its convolution, or export to ONNX")
-            layers[-1].weight, layers[-1].bias = fold(layers[-1].weight, layers[-1].bias, module)
-        elif isinstance(module, nn.ReLU) and layers and layers[-1].kind in ("conv", "linear"):
+            if layers and layers[-1].kind == "conv" and not layers[-1].relu:
+                layers[-1].weight, layers[-1].bias = fold(layers[-1].weight, layers[-1].bias, module)
+            else:  # after a ReLU (as many course models have it) or a pool: its own per-channel step
+                scale, shift = fold(np.ones((module.num_features, 1, 1, 1)), np.zeros(module.num_features), module)
+                layers.append(Layer("batchnorm", shape_in, shape_out, weight=scale.reshape(-1), bias=shift,
+                                    name=call.name))
+        elif isinstance(module, nn.ReLU) and layers and layers[-1].kind in ("conv", "linear", "batchnorm") \
+                and not layers[-1].relu:
             layers[-1].relu = True
         elif isinstance(module, nn.MaxPool2d) and module.padding == 0 and module.dilation == 1:
             kernel = square(module.kernel_size, "kernel", call.name)
             layers.append(Layer("maxpool", shape_in, shape_out, kernel,
                                 square(module.stride or kernel, "stride", call.name), name=call.name))
-        elif isinstance(module, nn.AdaptiveAvgPool2d) and shape_out[-2:] == (1, 1):
+        elif isinstance(module, (nn.AdaptiveAvgPool2d, nn.AvgPool2d)) and shape_out[-2:] == (1, 1) \
+                and (isinstance(module, nn.AdaptiveAvgPool2d) or covers_map(module, shape_in)):
             layers.append(Layer("gap", shape_in, shape_out, name=call.name))
         elif isinstance(module, nn.Linear):
             bias = module.bias.detach().numpy() if module.bias is not None else np.zeros(module.out_features)
@@ -94,6 +106,30 @@ def plan(model: nn.Module) -> list[Layer]:
     if int(np.prod(layers[-1].shape_out)) != 10:
         raise ConfigError("C export: the model must end in 10 logits")
     return layers
+
+
+def ends_in_log_softmax(model: nn.Module) -> bool:
+    """Whether the model returns log_softmax of its last layer's output (many course models do; C
+    returns the scores before it, which give the same digit); any other arithmetic after the last
+    layer (functional code the layer trace cannot see) is refused rather than left out of the C."""
+    last = trace_leaf_calls(model, (1, 28, 28))[-1].name  # what the C computes last
+    seen = []
+    handle = model.get_submodule(last).register_forward_hook(lambda mod, inputs, output: seen.append(output))
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            returned = model(torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0)))
+    finally:
+        model.train(was_training)
+        handle.remove()
+    scores = seen[-1].reshape(len(returned), -1)
+    if torch.equal(returned, scores):
+        return False
+    if torch.allclose(returned, torch.log_softmax(scores, 1), atol=1e-6):
+        return True
+    raise ConfigError(f"C export: the model computes something after its last layer ({last}) besides "
+                      f"log_softmax; C reproduces layers only, so export to ONNX instead")
 
 
 def literal(values: np.ndarray, kind: str) -> str:
@@ -141,6 +177,17 @@ static void conv(const float *in, float *out, const WEIGHT_T *w, const float *sc
             }
         }
     }
+}
+""",
+    "batchnorm": """
+/* a batch norm that follows a ReLU or a pool, so no convolution could absorb it: a per-channel scale and shift */
+static void batchnorm(const float *in, float *out, const float *scale, const float *shift, int c, int hw, int relu) {
+    int ch, i;
+    for (ch = 0; ch < c; ch++)
+        for (i = 0; i < hw; i++) {
+            float v = in[ch * hw + i] * scale[ch] + shift[ch];
+            out[ch * hw + i] = (relu && v < 0.0f) ? 0.0f : v;
+        }
 }
 """,
     "maxpool": """
@@ -198,6 +245,12 @@ def source(layers: list[Layer], weights: Weights, kind: str) -> tuple[str, str, 
             cin = c if layer.kind == "conv" else int(np.prod(layer.shape_in))
             calls.append(f"    conv({src}, {dst}, W{i}, {scale_ref}, B{i}, {cin}, {h}, {w}, {oc}, {k}, "
                          f"{layer.stride}, {layer.padding}, {oh}, {ow}, {int(layer.relu)}); /* {layer.name} */")
+        elif layer.kind == "batchnorm":
+            arrays += [f"static const float S{i}[{c}] = {{\n{literal(layer.weight, 'float')}\n}};",
+                       f"static const float B{i}[{c}] = {{\n{literal(layer.bias, 'float')}\n}};"]
+            flash += 8 * c
+            calls.append(f"    batchnorm({src}, {dst}, S{i}, B{i}, {c}, {h * w}, {int(layer.relu)});"
+                         f" /* {layer.name} */")
         elif layer.kind == "maxpool":
             calls.append(f"    maxpool({src}, {dst}, {c}, {h}, {w}, {layer.kernel}, {layer.stride}, {oh}, {ow});"
                          f" /* {layer.name} */")
@@ -214,7 +267,7 @@ def source(layers: list[Layer], weights: Weights, kind: str) -> tuple[str, str, 
         f"#define TINYCNN_BUFFER_FLOATS {biggest}", f"#define WEIGHT_T {weight_type}",
         f"#define SCALED(acc, scale, co) {scaled}", "",
         *arrays, "", RUNTIME["buffers"],
-        *[RUNTIME[part] for part in ("conv", "maxpool", "gap")
+        *[RUNTIME[part] for part in ("conv", "batchnorm", "maxpool", "gap")
           if any(layer.kind == part or (part == "conv" and layer.kind == "linear") for layer in layers)],
         "int tinycnn_predict(const uint8_t image[784], float logits[10]) {",
         "    int i, best = 0;",
@@ -289,7 +342,9 @@ def export(weights: Weights, out_dir: Path, kind: str, images: np.ndarray) -> tu
     Returns ({file name: path}, the logits (None when no compiler ran them), the C model's facts)."""
     if kind not in ("fp32", "int8"):
         raise ConfigError(f"--weights must be fp32 or int8, not {kind!r}")
-    code, header, facts = source(plan(weights.model), weights, kind)
+    layers = plan(weights.model)
+    log_probabilities = ends_in_log_softmax(weights.model)
+    code, header, facts = source(layers, weights, kind)
     files = {"tinycnn_model.c": write_text(out_dir / "tinycnn_model.c", code),
              "tinycnn_model.h": write_text(out_dir / "tinycnn_model.h", header)}
     facts["macs_per_image"] = count_macs(weights.model)
@@ -298,6 +353,9 @@ def export(weights: Weights, out_dir: Path, kind: str, images: np.ndarray) -> tu
     if ran is None:
         return files, None, {**facts, "checked": "no C compiler found: not compiled or run"}
     digits, logits, seconds = ran
+    if log_probabilities:  # compared with the model as it is: log_softmax of the C scores (the same digit)
+        logits = torch.log_softmax(torch.from_numpy(logits), 1).numpy()
+        facts["returns"] = "the scores before the model's log_softmax (the same digit); compared after it"
     facts.update(images_per_second_one_core=len(images) / seconds, checked=f"compiled with {' '.join(CFLAGS)}, "
                  f"run on {len(images)} images in {time.perf_counter() - start:.1f}s",
                  returned_digit_is_argmax=bool((digits == logits.argmax(1)).all()))

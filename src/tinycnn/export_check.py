@@ -21,7 +21,7 @@ from .challenge import TARGET
 from .config import repo_path
 from .data import MNIST
 from .errors import ConfigError
-from .export import export
+from .exporter import export
 from .inference import probabilities
 from .machine import int8_kernels, machine_description
 from .model import count_parameters

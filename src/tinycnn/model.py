@@ -68,11 +68,23 @@ def build_model(name: str, dropout: float = -1.0, layout: str = "") -> nn.Module
 def model_for(cfg: TrainConfig) -> nn.Module:
     """The model a config trains: the registered one (or its tuning overrides), or a user's FILE.py:NAME."""
     if is_model_file(cfg.model):
-        if cfg.dropout >= 0 or cfg.layout:
-            raise ConfigError(f"--dropout and --layout change registered models only, not {model_label(cfg.model)}",
-                              key="model")
-        return load_model_file(cfg.model)
+        if cfg.layout:
+            raise ConfigError(f"--layout changes registered models only, not {model_label(cfg.model)}", key="model")
+        model = load_model_file(cfg.model)
+        return model if cfg.dropout < 0 else with_dropout(model, cfg.dropout, model_label(cfg.model))
     return build_model(cfg.model, cfg.dropout, cfg.layout)
+
+
+def with_dropout(model: nn.Module, rate: float, label: str) -> nn.Module:
+    """A user's model with every dropout layer set to `rate` (dropout called in forward, F.dropout,
+    is the user's code and cannot be reached: a model with no dropout layer is refused)."""
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
+    if not layers:
+        raise ConfigError(f"--dropout {rate:g}: {label} has no dropout layer (nn.Dropout, nn.Dropout2d, ...) to set",
+                          key="dropout")
+    for layer in layers:
+        layer.p = rate
+    return model
 
 
 def model_from_spec(spec: str, base: Path = Path(".")) -> nn.Module:

@@ -13,17 +13,15 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import inspect
-import re
 import sys
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .config import SPEC, portable_model
 from .data import NUM_CLASSES
 from .errors import ConfigError, DataError
-
-SPEC = re.compile(r"^(?P<file>.+\.py):(?P<name>[A-Za-z_]\w*)$")
 
 
 def is_model_file(spec: str) -> bool:
@@ -32,8 +30,7 @@ def is_model_file(spec: str) -> bool:
 
 def model_label(spec: str) -> str:
     """A spec as a person reads it: "model.py:Net" for /any/folder/model.py:Net; a name stays a name."""
-    match = SPEC.match(spec)
-    return f"{Path(match['file']).name}:{match['name']}" if match else spec
+    return portable_model(spec)
 
 
 def absolute(spec: str, base: Path) -> str:

@@ -5,32 +5,48 @@ plot is byte-for-byte the committed one.
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from PIL import Image
 
-matplotlib.use("Agg")  # files only, no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from PIL import Image  # noqa: E402
-
-from .challenge import TARGET  # noqa: E402
-from .files import atomic_path  # noqa: E402
+from .challenge import TARGET
+from .files import atomic_path
 
 PNG_METADATA = {"Software": None}
+
+
+class ShownFigure(Figure):
+    """A Figure that Jupyter shows as a picture without pyplot's inline hooks (which only pyplot installs)."""
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=90, metadata=PNG_METADATA)
+        return buffer.getvalue()
+
+
+def figure(rows: int = 1, columns: int = 1, figsize: tuple[float, float] = (6, 4), squeeze: bool = True):
+    """A figure and its axes, without pyplot: no global backend or figure list is touched, so a
+    notebook that imports tinycnn keeps its inline plots, and each figure displays there as is."""
+    fig = ShownFigure(figsize=figsize)
+    return fig, fig.subplots(rows, columns, squeeze=squeeze)
 
 
 def save(fig, path: Path, dpi: int) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, metadata=PNG_METADATA)
-    plt.close(fig)
 
 
 def plot_history(histories: list[list[dict]], path: Path, title: str, evaluated_on: str = "test") -> None:
+    save(history_figure(histories, title, evaluated_on), path, dpi=90)
+
+
+def history_figure(histories: list[list[dict]], title: str, evaluated_on: str = "test") -> Figure:
     """Train/evaluation loss and accuracy per epoch: the mean line and the min-max band over runs."""
     epochs = np.array([r["epoch"] for r in histories[0]])
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax_loss, ax_acc) = figure(1, 2, figsize=(11, 4))
     for split, key, colour in (("train", "train", "tab:blue"), (evaluated_on, "eval", "tab:orange")):
         for ax, metric in ((ax_loss, "loss"), (ax_acc, "acc")):
             values = np.array([[r[f"{key}_{metric}"] for r in h] for h in histories])
@@ -47,7 +63,7 @@ def plot_history(histories: list[list[dict]], path: Path, title: str, evaluated_
         ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    save(fig, path, dpi=90)
+    return fig
 
 
 def plot_misclassified(images: np.ndarray, rows: list[list[int]], path: Path, title: str,
@@ -56,7 +72,7 @@ def plot_misclassified(images: np.ndarray, rows: list[list[int]], path: Path, ti
     rows = rows[:limit]
     columns = 10
     lines = max(1, -(-len(rows) // columns))
-    fig, axes = plt.subplots(lines, columns, figsize=(columns * 1.1, lines * 1.3), squeeze=False)
+    fig, axes = figure(lines, columns, figsize=(columns * 1.1, lines * 1.3), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, (index, true, predicted) in zip(axes.flat, rows):
@@ -71,7 +87,7 @@ def plot_seed_scores(scores: dict[int, float], path: Path, title: str) -> None:
     """Each seed's challenge score (minimum over the scored epochs) against the 99.4% line."""
     seeds = list(scores)
     values = np.array([scores[s] for s in seeds])
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.35 * len(seeds) + 2), 3.6))
+    fig, ax = figure(figsize=(max(5.0, 0.35 * len(seeds) + 2), 3.6))
     colours = ["tab:blue" if v >= TARGET else "tab:red" for v in values]
     ax.scatter(range(len(seeds)), values, color=colours, zorder=3)
     ax.axhline(TARGET, color="grey", linestyle="--", linewidth=1, label=f"{TARGET}% target")
@@ -89,7 +105,7 @@ def plot_seed_scores(scores: dict[int, float], path: Path, title: str) -> None:
 def plot_sweep_frontier(points: list[tuple[int, float]], front: list[tuple[int, float]], budget: int,
                         path: Path, title: str) -> None:
     """Complete trials as (parameters, score), the best-score-at-size frontier, target and budget."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = figure(figsize=(7, 4.5))
     ax.scatter([p for p, _ in points], [s for _, s in points], s=18, color="tab:blue", label="complete trials")
     ax.step([p for p, _ in front], [s for _, s in front], where="post", color="tab:red",
             label="frontier (best score at <= params)")
@@ -103,7 +119,7 @@ def plot_sweep_frontier(points: list[tuple[int, float]], front: list[tuple[int, 
 
 
 def plot_importances(importances: dict[str, float], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(6, 0.4 * len(importances) + 1))
+    fig, ax = figure(figsize=(6, 0.4 * len(importances) + 1))
     ax.barh(list(importances)[::-1], list(importances.values())[::-1], color="tab:blue")
     ax.set(xlabel="PED-ANOVA importance", title="what mattered for the top trials")
     fig.tight_layout()
@@ -112,7 +128,7 @@ def plot_importances(importances: dict[str, float], path: Path) -> None:
 
 def plot_bench(result: dict, path: Path) -> None:
     """Pipeline comparison (bars) and throughput against batch size for 1 and 2 threads."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (left, right) = figure(1, 2, figsize=(11, 4))
     p = result["pipeline"]
     left.bar(["reference\n(per-image)", "tinycnn\n(batched)"], [p["reference_median"], p["tinycnn_median"]],
              color=["tab:grey", "tab:blue"])
@@ -133,7 +149,7 @@ def plot_confusion(matrix: np.ndarray, path: Path, title: str) -> None:
     """Counts of (true, predicted) pairs; the diagonal (correct) is shaded apart from the errors."""
     errors = matrix.astype(float).copy()
     np.fill_diagonal(errors, np.nan)
-    fig, ax = plt.subplots(figsize=(6.2, 5.4))
+    fig, ax = figure(figsize=(6.2, 5.4))
     image = ax.imshow(errors, cmap="Reds")
     for (i, j), count in np.ndenumerate(matrix):
         if count:

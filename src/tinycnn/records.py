@@ -70,13 +70,16 @@ def read_metrics(path: Path) -> dict:
 
 def metrics_record(cfg: TrainConfig, history: list[dict], *, params: int, mean: float, std: float,
                    wall_seconds: float, machine: str, data: str, status: str = "complete",
-                   misclassified: list | None = None, diverged: dict | None = None) -> dict:
+                   misclassified: list | None = None, diverged: dict | None = None,
+                   model_file_sha256: str | None = None) -> dict:
     record = {"format": FORMAT, "status": status, "config": cfg.to_dict(), "params": params,
               "evaluated_on": "validation" if cfg.holdout else "test", "history": history,
               "misclassified": misclassified or [], "normalisation": {"mean": mean, "std": std},
               "wall_seconds": wall_seconds, "machine": machine, "data": data}
     if diverged:
         record["diverged"] = diverged
+    if model_file_sha256:  # a model of your own: the file it was trained with
+        record["model_file_sha256"] = model_file_sha256
     return record
 
 

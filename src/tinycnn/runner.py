@@ -52,6 +52,8 @@ class RunFolder(Events):
 
     def record(self, status: str, **extra) -> dict:
         training = self.training
+        if is_model_file(self.cfg.model):  # what `tinycnn check` compares with the file as it is now
+            extra["model_file_sha256"] = file_sha256(self.cfg.model.rsplit(":", 1)[0])
         return records.metrics_record(self.cfg, training.history, params=count_parameters(training.model),
                                       mean=training.loaders.mean, std=training.loaders.std, status=status,
                                       wall_seconds=self.earlier + time.perf_counter() - self.started,
@@ -92,7 +94,7 @@ def train_run(cfg: TrainConfig, folder: Path, data: MNIST, data_source: str,
         raise
     final = run.record("complete", misclassified=misclassified(result.predicted, result.labels))
     norm = run.training.loaders
-    model_file = {"model_file_sha256": file_sha256(cfg.model.rsplit(":", 1)[0])} if is_model_file(cfg.model) else {}
+    model_file = {"model_file_sha256": final["model_file_sha256"]} if is_model_file(cfg.model) else {}
     save_weights(folder / records.WEIGHTS, result.model, cfg.model, cfg.layout, cfg.dropout, norm.mean, norm.std,
                  **model_file, seed=cfg.seed, channels_last=cfg.channels_last, evaluated_on=final["evaluated_on"],
                  eval_acc=result.history[-1]["eval_acc"])

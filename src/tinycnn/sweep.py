@@ -5,9 +5,12 @@ A sweep file (TOML) declares:
   layout        a TinyNet layout template whose {placeholders} are search dimensions,
                 e.g. "c{c1},c{c2},{transition}m,c{c3},c{c4},c{c5}" (see model.py for the tokens)
   [train]       fixed training settings (TrainConfig keys); `holdout` must be > 0: trials are
-                scored on the validation split held out from the training images, never the test set
+                scored on the validation split held out from the training images, never the test set.
+                model = "model.py:Net" (relative to the sweep file) tunes a model of your own: its
+                training settings only, with layout = "" (a layout rebuilds registered models)
   [space]       one entry per dimension: {choices = [...]}, {int = [lo, hi], step = 1, log = false}
                 or {float = [lo, hi], log = false}; names are layout placeholders or TrainConfig keys
+  enqueue       start points tried first: a list of tables of [space] values
   study, storage  the Optuna study name and storage URL (SQLite file by default, so a sweep can
                 stop and resume; a PostgreSQL URL lets several machines share one study)
 The study and its storage (SQLite, or PostgreSQL across machines): storage.py.
@@ -37,6 +40,7 @@ from .data import find_mnist, load_mnist
 from .engine import Events, Training, fit
 from .errors import ConfigError, Diverged
 from .model import count_parameters, model_for
+from .model_file import absolute, model_label
 from . import storage
 from .parallel import run_tasks
 
@@ -70,6 +74,19 @@ class Sweep:
 def load_sweep(path: str | Path) -> Sweep:
     path = Path(path)
     raw = read_toml(path, "sweep", SWEEP_KEYS, {"title", "budget", "layout", "train", "space"})
+    # a model of your own, FILE.py:NAME, is relative to the sweep file (as in experiment files): as
+    # the fixed [train] model, among [space] model choices, or as an enqueued start point
+    def here(spec):
+        return absolute(spec, path.parent) if isinstance(spec, str) else spec
+
+    if isinstance(raw["train"], dict) and "model" in raw["train"]:
+        raw["train"]["model"] = here(raw["train"]["model"])
+    model_space = raw["space"].get("model") if isinstance(raw["space"], dict) else None
+    if isinstance(model_space, dict) and isinstance(model_space.get("choices"), list):
+        model_space["choices"] = [here(choice) for choice in model_space["choices"]]
+    for point in raw.get("enqueue", []):
+        if isinstance(point, dict) and "model" in point:
+            point["model"] = here(point["model"])
     name = raw.get("study", path.stem)
     sweep = Sweep(title=raw["title"], budget=raw["budget"], layout=raw["layout"], train=raw["train"],
                   space=raw["space"], study=name,
@@ -133,7 +150,7 @@ class PruneEvents(Events):
 def objective(trial, sweep: Sweep, data) -> float:
     cfg = trial_config(sweep, suggest(trial, sweep))
     params = count_parameters(model_for(cfg))
-    trial.set_user_attr("layout", cfg.layout)
+    trial.set_user_attr("layout", cfg.layout or model_label(cfg.model))  # a model of your own has no layout
     trial.set_user_attr("params", params)
     if params > sweep.budget:
         trial.set_user_attr("rejected", f"{params} parameters > budget {sweep.budget}")

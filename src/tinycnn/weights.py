@@ -5,12 +5,14 @@ whose metadata key "tinycnn" holds JSON: model (registered name), layout and dro
 overrides), mean and std (the training images' normalisation), and what the writer adds
 (experiment, seed, evaluation accuracy). `load_weights` rebuilds the model from that and refuses,
 with one clear line, a file that is damaged, not safetensors, or of another model.
-The repository ships seed 0 of every reported experiment as models/<experiment>.safetensors.
+The repository ships seed 0 of every reported experiment as models/<experiment>.safetensors,
+which the package carries as package data (tinycnn/models/).
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -27,14 +29,16 @@ from .records import WEIGHTS
 
 META_KEY = "tinycnn"
 REPO_ROOT = Path(__file__).resolve().parents[2]  # the checkout this package runs from (src layout)
-SHIPPED_DIR = REPO_ROOT / "models"
+# Package data, so an installed tinycnn has its shipped weights; in the checkout, src/tinycnn/models
+# is a link to models/, where `tinycnn run` ships each experiment's first seed.
+SHIPPED_DIR = Path(str(resources.files("tinycnn") / "models"))
 
 
 @dataclass
 class Weights:
     model: nn.Module   # in eval mode, on the CPU
     meta: dict         # model, layout, dropout, mean, std, and what the writer added
-    path: Path
+    path: Path | None  # None: a model held in Python (api.py), not read from a file
 
     @property
     def name(self) -> str:
@@ -57,6 +61,8 @@ def rebuild(meta: dict, path: Path, model_file: str | None) -> nn.Module:
         return build_model(spec, meta.get("dropout", -1.0), meta.get("layout", ""))
     recorded, name = spec.rsplit(":", 1)
     file = Path(model_file or recorded)
+    if not file.is_file() and model_file is None:
+        file = same_file_nearby(Path(recorded).name, path, meta.get("model_file_sha256")) or file
     if not file.is_file():
         raise ConfigError(f"{path}: its model file {file} is gone (moved or deleted): put it back, or pass "
                           f"--model-file with its new place")
@@ -65,6 +71,17 @@ def rebuild(meta: dict, path: Path, model_file: str | None) -> nn.Module:
         raise DataError(f"{path}: {file} is not the file these weights were trained with (SHA-256 "
                         f"{meta.get('model_file_sha256', '?')[:12]}... then, {digest[:12]}... now): restore it, or train again")
     return load_model_file(f"{file.resolve()}:{name}")
+
+
+def same_file_nearby(name: str, weights: Path, digest: str | None) -> Path | None:
+    """The model file, byte for byte the one trained (same SHA-256), beside the weights or up to
+    three folders above them: a project cloned or moved elsewhere (runs/x/model.safetensors,
+    models/x.safetensors) still finds its model.py, while a file that differs is never taken."""
+    for folder in list(Path(weights).resolve().parents)[:3]:
+        candidate = folder / name
+        if digest and candidate.is_file() and file_sha256(candidate) == digest:
+            return candidate
+    return None
 
 
 def load_weights(path: str | Path, model_file: str | None = None) -> Weights:

@@ -7,6 +7,7 @@ and passed down; `write_experiment_report` writes one page and loads only what i
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ..data import load_mnist, split_for
@@ -81,8 +82,8 @@ def write_all(experiments_dir: Path = Path("experiments"), reports_dir: Path = P
     written = [write_experiment_page(m, book, reports_dir, out_dir, split_for(m.exp.train, data)[2])
                for m in measured]
     bench_json = reports_dir / "bench" / "bench.json"
-    blocks = {"results": results_table([e for e in library.experiments if e.name.startswith("step")], facts,
-                                       reports_dir)}
+    steps = [e for e in library.experiments if re.fullmatch(r"step\d+", e.name)]  # a project without steps: all
+    blocks = {"results": results_table(steps or library.experiments, facts, reports_dir)}
     if "step3" in facts:
         blocks["robustness"] = robustness(facts["step3"])
     if bench_json.exists():

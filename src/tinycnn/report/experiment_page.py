@@ -6,6 +6,7 @@ were computed once (facts.Measured), and the prose comes from the experiment fil
 """
 from __future__ import annotations
 
+import os
 import statistics
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from ..config import TrainConfig, changed_settings, repo_path
 from ..experiment import Experiment
 from ..files import write_text
 from ..model import model_for
-from ..model_file import model_label
+from ..model_file import is_model_file, model_label
 from ..plots import plot_history, plot_misclassified, plot_seed_scores
 from .facts import FactBook, Measured, experiment_facts, pct
 from .template import render
@@ -27,9 +28,9 @@ from .template import render
 
 def result_block(measured: Measured, facts: dict[str, str]) -> str:
     stats = measured.stats
-    lines = [f"| seed | epoch {stats.epochs - 2} | epoch {stats.epochs - 1} | epoch {stats.epochs} | "
-             f"last-3 min | best train | best test | >= 99.4% from epoch | passes | wall time |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    epochs = [f"epoch {e}" for e in range(max(1, stats.epochs - 2), stats.epochs + 1)]  # the scored ones
+    lines = [f"| seed | {' | '.join(epochs)} | last-3 min | best train | best test | >= 99.4% from epoch | passes | "
+             f"wall time |", "|---" * (len(epochs) + 7) + "|"]
     for s in stats.seeds:
         lines.append(f"| {s.seed} | " + " | ".join(pct(a) for a in s.scored) +
                      f" | {pct(s.score)} | {pct(s.best_train)} | {pct(s.best_eval)} | "
@@ -79,7 +80,8 @@ def wall_time(run: records.ExperimentRun | None, seeds: int) -> str:
 
 def config_table(cfg: TrainConfig) -> str:
     skip = {"seed", "device", "test_subset", "train_subset", "holdout"}
-    rows = [f"| {k} | {v} |" for k, v in cfg.to_dict().items() if k not in skip]
+    # a model of your own by its file's name: the page reads the same wherever the project lies
+    rows = [f"| {k} | {model_label(v) if k == 'model' else v} |" for k, v in cfg.to_dict().items() if k not in skip]
     return "| setting | value |\n|---|---|\n" + "\n".join(rows)
 
 
@@ -124,6 +126,15 @@ def train_conditions(cfg: TrainConfig, model) -> str:
     return f" ({' and '.join(parts)})" if parts else " (the same kind of images as the test set)"
 
 
+def model_source(spec: str, reports_dir: Path) -> str:
+    """Where the model's code is, linked from the page (which lives in reports_dir): tinycnn's
+    model.py, or your own file."""
+    if not is_model_file(spec):
+        return "[`src/tinycnn/model.py`](../src/tinycnn/model.py)"
+    relative = Path(os.path.relpath(spec.rsplit(":", 1)[0], Path(reports_dir).resolve()))
+    return f"[`{relative.name}`]({relative.as_posix()})"
+
+
 def write_experiment_page(measured: Measured, book: FactBook, reports_dir: Path, out_dir: Path,
                           eval_images: np.ndarray) -> Path:
     """reports/<name>.md and reports/<name>/{curves,misclassified}.png."""
@@ -139,7 +150,8 @@ def write_experiment_page(measured: Measured, book: FactBook, reports_dir: Path,
     plot_misclassified(eval_images, first, figures / "misclassified.png",
                        f"seed {exp.seeds[0]}: {len(first)} misclassified test images after the "
                        f"last epoch (true -> predicted; first 40)")
-    page = render("experiment.md", title=exp.title, model=model_label(exp.train.model), experiment_file=repo_path(exp.path),
+    page = render("experiment.md", title=exp.title, model=model_label(exp.train.model),
+                  model_source=model_source(exp.train.model, reports_dir), experiment_file=repo_path(exp.path),
                   name=exp.name, target=book.fill(exp.target, exp.name, exp.path + " target"),
                   result=result_block(measured, facts),
                   analysis=book.fill(exp.analysis, exp.name, exp.path + " analysis"),

@@ -40,8 +40,8 @@ def load_measured(exp: Experiment, reports_dir: Path) -> Measured | None:
         return None
     for seed, record in found.items():
         expected = exp.train.replace(seed=seed).to_dict()
-        if record["config"] != expected:
-            changed = sorted(changed_settings(expected, record["config"]))
+        changed = sorted(changed_settings(expected, record["config"]))
+        if changed:
             raise ConfigError(f"{folder}/seed{seed}.json was trained with other settings than {exp.path} "
                               f"says ({', '.join(changed)}): rerun the experiment")
     stats = experiment_stats(exp.name, model_label(exp.train.model), found[exp.seeds[0]]["params"],

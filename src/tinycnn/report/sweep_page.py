@@ -8,6 +8,7 @@ from optuna.trial import TrialState
 
 from ..config import repo_path
 from ..files import write_text
+from ..model_file import model_label
 from ..plots import plot_importances, plot_sweep_frontier
 from ..storage import label
 from ..sweep import StudySummary
@@ -37,7 +38,8 @@ def pruned_when(summary: StudySummary) -> str:
 def best_rows(summary: StudySummary, limit: int = 15) -> str:
     rows = ["| trial | score | last 3 epochs | params | layout | settings |", "|---|---|---|---|---|---|"]
     for t in summary.complete[:limit]:
-        settings = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.settings.items())
+        settings = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={model_label(v) if k == 'model' else v}"
+                             for k, v in t.settings.items())
         last = " / ".join(f"{a:.2f}" for a in t.last)
         rows.append(f"| {t.number} | {t.value:.2f}% | {last} | {t.params:,} | `{t.layout}` | {settings} |")
     return "\n".join(rows)

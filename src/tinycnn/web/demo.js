@@ -190,12 +190,18 @@ function showField(block, canvas, event) {
 // ---------------------------------------------------------------------------- models
 async function selectModel(name) {
   const model = state.models.find((m) => m.name === name);
-  state.session = await ort.InferenceSession.create(`models/${model.name}.onnx`, { executionProviders: ["wasm"] });
+  state.session = await ort.InferenceSession.create(model.onnx, { executionProviders: ["wasm"] });
   state.model = model;
   $("model").value = name;
-  const accuracy = model.accuracy === null ? "" : `; seed 0: ${model.accuracy.toFixed(2)}% test accuracy, ${model.holding} seeds hold 99.4%`;
-  $("model-info").innerHTML = `${model.summary}<br>${model.params.toLocaleString("en")} parameters, ` +
-    `${model.macs.toLocaleString("en")} MACs per image${accuracy} (<a href="${model.report}">report</a>)`;
+  // a shipped model: seed 0's accuracy, the seeds that hold, its report; a model of your own: its run's accuracy
+  const accuracy = model.accuracy === null ? "" : model.holding === null ?
+    `; its run: ${model.accuracy.toFixed(2)}% test accuracy` :
+    `; seed 0: ${model.accuracy.toFixed(2)}% test accuracy, ${model.holding} seeds hold 99.4%`;
+  const report = model.report === null ? "" : ` (<a href="${model.report}">report</a>)`;
+  const info = $("model-info");
+  info.replaceChildren(model.summary, document.createElement("br"));
+  info.insertAdjacentHTML("beforeend", `${model.params.toLocaleString("en")} parameters, ` +
+    `${model.macs.toLocaleString("en")} MACs per image${accuracy}${report}`);
   buildMaps(model);
   await update();
 }

@@ -21,6 +21,7 @@ kernels at all (`onnx_logits(..., fused=False)`), which is what an exact kernel 
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import io
 import logging
@@ -33,9 +34,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+import torch.fx
 from onnx import numpy_helper
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quant_pre_process, quantize_static
 from torch import nn
+from torch.fx.passes.shape_prop import ShapeProp
 
 from . import export_c
 from .analysis import count_macs
@@ -59,11 +62,15 @@ class Deployable(nn.Module):
     def __init__(self, model: nn.Module, mean: float, std: float, feature_maps: bool = False):
         super().__init__()
         self.model, self.mean, self.std, self.feature_maps = model, mean, std, feature_maps
+        if feature_maps and not isinstance(model, nn.Sequential):
+            self.model = with_block_outputs(model)
 
     def forward(self, pixels: torch.Tensor):
         x = normalise(pixels, self.mean, self.std)
         if not self.feature_maps:
             return self.model(x)
+        if not isinstance(self.model, nn.Sequential):
+            return self.model(x)  # with_block_outputs: (logits, *maps)
         maps = []
         for block in self.model.children():
             x = block(x)
@@ -71,16 +78,64 @@ class Deployable(nn.Module):
         return (maps[-1], *maps[:-1])  # logits first, then each block's map in order
 
 
+class TopLevelTracer(torch.fx.Tracer):
+    """Traces a model down to its top-level children: each child's call is one node (a block)."""
+
+    def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
+        return "." not in qualified_name or super().is_leaf_module(module, qualified_name)
+
+
+def block_calls(model: nn.Module) -> tuple[torch.fx.Graph, list[torch.fx.Node]]:
+    """A model of any shape (your own): its graph, and the calls of its top-level children that
+    output a map (N, C, H, W) larger than 1x1, in the order forward makes them, each child once."""
+    try:
+        graph = TopLevelTracer().trace(model)
+    except Exception as e:  # noqa: BLE001 - torch.fx raises many kinds; the user's code is the cause
+        raise ConfigError(f"feature maps: torch.fx cannot trace the model ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    module = torch.fx.GraphModule(model, graph)
+    shapes = {}
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        ShapeProp(module).propagate(torch.zeros(1, 1, 28, 28))
+    model.train(was_training)
+    for node in graph.nodes:
+        if "tensor_meta" in node.meta and hasattr(node.meta["tensor_meta"], "shape"):
+            shapes[node] = tuple(node.meta["tensor_meta"].shape)
+    calls, seen = [], set()
+    for node in graph.nodes:
+        shape = shapes.get(node, ())
+        if node.op == "call_module" and node.target not in seen and len(shape) == 4 and shape[2] * shape[3] > 1:
+            calls.append(node)
+            seen.add(node.target)
+    return graph, calls
+
+
+def with_block_outputs(model: nn.Module) -> nn.Module:
+    """The model rewritten to return (logits, *every block's map) (see block_calls)."""
+    graph, calls = block_calls(model)
+    output = next(node for node in graph.nodes if node.op == "output")
+    output.args = ((output.args[0], *calls),)
+    module = torch.fx.GraphModule(model, graph)
+    module.recompile()
+    return module
+
+
 def block_names(model: nn.Module) -> list[str]:
-    """The blocks whose outputs the demo shows (every block but the classifier head)."""
-    if not isinstance(model, nn.Sequential):
-        raise ConfigError("feature maps need a model built as a chain of named blocks (a TinyNet)")
-    return [name for name, _ in model.named_children()][:-1]
+    """The blocks whose outputs the demo shows: every block but the classifier head of a chain of
+    named blocks (a TinyNet); for any other model, its top-level children that output a map."""
+    if isinstance(model, nn.Sequential):
+        return [name for name, _ in model.named_children()][:-1]
+    return [node.target for node in block_calls(model)[1]]
 
 
 def onnx_bytes(weights: Weights, feature_maps: bool = False) -> bytes:
     """The model as one self-contained ONNX file (batch size free), without build noise or stack traces."""
-    deployable = Deployable(weights.model, weights.meta["mean"], weights.meta["std"], feature_maps).eval()
+    # a copy in the default memory format: a model fresh from training (the API's) is channels_last,
+    # which torch.export would specialise the batch size on
+    model = copy.deepcopy(weights.model).to(memory_format=torch.contiguous_format)
+    deployable = Deployable(model, weights.meta["mean"], weights.meta["std"], feature_maps).eval()
     outputs = ["logits"] + (block_names(weights.model) if feature_maps else [])
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), quiet():
         warnings.simplefilter("ignore")
@@ -227,7 +282,8 @@ def export(weights: Weights, fmt: str, out_dir: Path, data: MNIST, c_weights: st
         "parameters": count_parameters(weights.model), "macs_per_image": count_macs(weights.model),
         "input": {"shape": [1, 28, 28], "pixels": "0-255 (uint8 for C, float32 for ONNX), row-major, white on black"},
         "normalisation": {"mean": weights.meta["mean"], "std": weights.meta["std"], "applied": "inside the model"},
-        "source_weights": {"file": str(weights.path), "sha256": sha256(Path(weights.path).read_bytes())},
+        "source_weights": ({"file": str(weights.path), "sha256": sha256(Path(weights.path).read_bytes())}
+                           if weights.path is not None else {"file": None, "note": "a model held in Python (the API)"}),
         "files": {name: {"bytes": path.stat().st_size, "sha256": sha256(path.read_bytes())} for name, path in files.items()},
         **(asdict(agreed) if agreed else {}),
         **({"c": c_facts} if c_facts is not None else {}),

@@ -1,0 +1,37 @@
+"""Record candidates (issue 20) that the layout grammar cannot express: depthwise-separable 3x3
+blocks (a 3x3 per channel, then a 1x1 across channels: about a ninth of a full 3x3's weights), so a
+3,700-parameter budget buys wider late blocks. Trained with the step-3 recipe on the validation
+split, e.g. tinycnn run experiments/step3.toml --validate --model experiments/record.py:sep_a."""
+import torch.nn as nn
+
+
+def full(c_in: int, c_out: int, kernel: int = 3) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, kernel, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
+
+
+def separable(c_in: int, c_out: int) -> nn.Sequential:
+    """3x3 depthwise, BatchNorm, 1x1 pointwise, BatchNorm, ReLU (no ReLU in between: the 1x1 mixes first)."""
+    return nn.Sequential(nn.Conv2d(c_in, c_in, 3, groups=c_in, bias=False), nn.BatchNorm2d(c_in),
+                         nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
+
+
+def head(c_in: int) -> nn.Sequential:
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(c_in, 10, 1, bias=False), nn.Flatten())
+
+
+def sep_a() -> nn.Module:
+    """Two full 3x3 convolutions (RF 5), a max pool (RF 6), three separable blocks (RF 18), GAP."""
+    return nn.Sequential(full(1, 10), full(10, 12), nn.MaxPool2d(2), separable(12, 20), separable(20, 24),
+                         separable(24, 28), head(28))
+
+
+def sep_b() -> nn.Module:
+    """A 5x5 first layer (RF 5 in one layer), a pool, four separable blocks (RF 22), GAP."""
+    return nn.Sequential(full(1, 12, 5), nn.MaxPool2d(2), separable(12, 20), separable(20, 24), separable(24, 24),
+                         separable(24, 28), head(28))
+
+
+def sep_c() -> nn.Module:
+    """sep_a with a second pool before the last block: its cells see whole digits."""
+    return nn.Sequential(full(1, 10), full(10, 12), nn.MaxPool2d(2), separable(12, 20), separable(20, 24),
+                         nn.MaxPool2d(2), separable(24, 28), head(28))
