@@ -187,6 +187,11 @@ def measured_values(steps: list[Step]) -> dict[str, dict[str, float]]:
     return values
 
 
+def measurements(prose: str, pattern: re.Pattern) -> list[re.Match]:
+    """The figures `pattern` finds that read as measurements: not after a goal or limit word."""
+    return [match for match in pattern.finditer(prose) if not GOAL.search(prose[:match.start()][-60:])]
+
+
 def figures_rule(steps: list[Step], options: CheckOptions) -> Rule:
     measured = measured_values(steps)
     everything = {f"{name} {key}": v for name, found in measured.items() for key, v in found.items()}
@@ -196,9 +201,9 @@ def figures_rule(steps: list[Step], options: CheckOptions) -> Rule:
     for step in steps:
         for part, text in (("target", step.exp.target), ("analysis", step.exp.analysis)):
             prose = PLACEHOLDER.sub("{}", text)  # placeholders always agree: the report fills them
-            for match in PERCENT.finditer(prose):
-                if GOAL.search(prose[:match.start()][-60:]) or float(match[1]) == options.target:
-                    continue  # a goal or a limit, not a measurement
+            for match in measurements(prose, PERCENT):
+                if float(match[1]) == options.target:
+                    continue  # the target itself
                 checked += 1
                 digits = len(match[1].split(".")[1])
                 value = float(match[1])
@@ -207,16 +212,12 @@ def figures_rule(steps: list[Step], options: CheckOptions) -> Rule:
                     flagged.append(f"{step.exp.name} {part}: {match[1]}% is not in the metrics"
                                    + (f" (nearest: {nearest[0]} {nearest[1]:.{digits}f}%)" if nearest else
                                       " (no metrics yet)"))
-            for match in PARAMS.finditer(prose):
-                if GOAL.search(prose[:match.start()][-60:]):
-                    continue
+            for match in measurements(prose, PARAMS):
                 checked += 1
                 if int(match[1].replace(",", "")) not in params:
                     flagged.append(f"{step.exp.name} {part}: {match[1]} parameters, but the models have "
                                    f"{', '.join(f'{p:,}' for p in sorted(params))}")
-            for match in EPOCHS.finditer(prose):  # "after 5 epochs", "from epoch 9": the run must have it
-                if GOAL.search(prose[:match.start()][-60:]):
-                    continue
+            for match in measurements(prose, EPOCHS):  # "after 5 epochs", "from epoch 9": the run must have it
                 checked += 1
                 if int(match[1] or match[2]) > max(epochs):
                     flagged.append(f"{step.exp.name} {part}: '{match[0]}', but the steps train "
