@@ -67,6 +67,7 @@ def test_a_default_validation_run_appears_in_the_step_report(tmp_path):
     path.write_text(TINY_EXPERIMENT.replace("seeds = [0, 1]", "seeds = [0]"))
     result = run_cli("run", path, "--validate", "--test-subset", "500", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    assert "seed 0: last 1 validation accuracies:" in result.stdout  # what was scored, named as it is
     block = validation_block(load_experiment(path), tmp_path / "reports")
     assert "| tiny-test_subset=500 | test_subset=500 | 7,712 | 0 |" in block
 

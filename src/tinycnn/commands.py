@@ -112,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     progress.close()
     for seed, record in found.items():
-        print(f"seed {seed}: " + ("DIVERGED" if record["status"] == "diverged" else scored_line(record["history"])))
+        print(f"seed {seed}: " + ("DIVERGED" if record["status"] == "diverged"
+                                  else scored_line(record["history"], record["evaluated_on"])))
     if report_folder is not None and not args.validate:
         if records.read_seeds(folder, exp.seeds) is None:
             print(f"report: waits for the other seeds of {exp.path} ({', '.join(map(str, exp.seeds))})")
