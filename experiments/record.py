@@ -35,3 +35,15 @@ def sep_c() -> nn.Module:
     """sep_a with a second pool before the last block: its cells see whole digits."""
     return nn.Sequential(full(1, 10), full(10, 12), nn.MaxPool2d(2), separable(12, 20), separable(20, 24),
                          nn.MaxPool2d(2), separable(24, 28), head(28))
+
+
+def sep_b5k() -> nn.Module:
+    """sep_b widened toward the 5,000-parameter point of the budget curve."""
+    return nn.Sequential(full(1, 14, 5), nn.MaxPool2d(2), separable(14, 24), separable(24, 28), separable(28, 32),
+                         separable(32, 32), head(32))
+
+
+def sep_c5k() -> nn.Module:
+    """sep_c widened toward the 5,000-parameter point of the budget curve."""
+    return nn.Sequential(full(1, 10), full(10, 16), nn.MaxPool2d(2), separable(16, 24), separable(24, 30),
+                         nn.MaxPool2d(2), separable(30, 32), head(32))
