@@ -25,25 +25,35 @@ def sep_a() -> nn.Module:
                          separable(24, 28), head(28))
 
 
+def five_by_five(first: int, widths: tuple[int, ...]) -> nn.Module:
+    """A 5x5 first layer (RF 5 in one layer), a pool, separable blocks of `widths`, GAP."""
+    blocks = [separable(c_in, c_out) for c_in, c_out in zip((first, *widths), widths)]
+    return nn.Sequential(full(1, first, 5), nn.MaxPool2d(2), *blocks, head(widths[-1]))
+
+
+def two_pools(stem: tuple[int, int], widths: tuple[int, int, int]) -> nn.Module:
+    """Two full 3x3 convolutions, a pool, two separable blocks, a second pool before the last
+    separable block (its cells see whole digits), GAP."""
+    a, b, c = widths
+    return nn.Sequential(full(1, stem[0]), full(stem[0], stem[1]), nn.MaxPool2d(2), separable(stem[1], a),
+                         separable(a, b), nn.MaxPool2d(2), separable(b, c), head(c))
+
+
 def sep_b() -> nn.Module:
-    """A 5x5 first layer (RF 5 in one layer), a pool, four separable blocks (RF 22), GAP."""
-    return nn.Sequential(full(1, 12, 5), nn.MaxPool2d(2), separable(12, 20), separable(20, 24), separable(24, 24),
-                         separable(24, 28), head(28))
+    """Four separable blocks after a 5x5 first layer (RF 22 before GAP)."""
+    return five_by_five(12, (20, 24, 24, 28))
 
 
 def sep_c() -> nn.Module:
-    """sep_a with a second pool before the last block: its cells see whole digits."""
-    return nn.Sequential(full(1, 10), full(10, 12), nn.MaxPool2d(2), separable(12, 20), separable(20, 24),
-                         nn.MaxPool2d(2), separable(24, 28), head(28))
+    """sep_a with a second pool before the last block."""
+    return two_pools((10, 12), (20, 24, 28))
 
 
 def sep_b5k() -> nn.Module:
     """sep_b widened toward the 5,000-parameter point of the budget curve."""
-    return nn.Sequential(full(1, 14, 5), nn.MaxPool2d(2), separable(14, 24), separable(24, 28), separable(28, 32),
-                         separable(32, 32), head(32))
+    return five_by_five(14, (24, 28, 32, 32))
 
 
 def sep_c5k() -> nn.Module:
     """sep_c widened toward the 5,000-parameter point of the budget curve."""
-    return nn.Sequential(full(1, 10), full(10, 16), nn.MaxPool2d(2), separable(16, 24), separable(24, 30),
-                         nn.MaxPool2d(2), separable(30, 32), head(32))
+    return two_pools((10, 16), (24, 30, 32))
