@@ -1,7 +1,11 @@
-"""Record candidates (issue 20) that the layout grammar cannot express: depthwise-separable 3x3
-blocks (a 3x3 per channel, then a 1x1 across channels: about a ninth of a full 3x3's weights), so a
-3,700-parameter budget buys wider late blocks. Trained with the step-3 recipe on the validation
-split, e.g. tinycnn run experiments/step3.toml --validate --model experiments/record.py:sep_a."""
+"""Record candidates (issue 20) as a model file: depthwise-separable 3x3 blocks (a 3x3 per channel,
+then a 1x1 across channels: about a ninth of a full 3x3's weights), so a small budget buys wider
+late blocks. Trained with the step-3 recipe on the validation split (reports/validation/record-*),
+e.g. tinycnn run experiments/step3.toml --validate --model experiments/record.py:sep_a.
+The finalists were then written in the layout grammar and registered (src/tinycnn/model.py):
+sep_c is Model_6 (c10,c12,m,s20,s24,m,s28), sep_b5k is Model_7 (c14k5,m,s24,s28,s32,s32); the same
+layers in the same order, except that five_by_five builds its separable blocks before its first
+layer, so a seed draws their initial weights in another order (another draw of the same recipe)."""
 import torch.nn as nn
 
 
@@ -57,3 +61,18 @@ def sep_b5k() -> nn.Module:
 def sep_c5k() -> nn.Module:
     """sep_c widened toward the 5,000-parameter point of the budget curve."""
     return two_pools((10, 16), (24, 30, 32))
+
+
+def sep_b3k() -> nn.Module:
+    """sep_b narrowed to the 3,000-parameter point of the budget curve."""
+    return five_by_five(10, (18, 20, 22, 24))
+
+
+def sep_b6k() -> nn.Module:
+    """sep_b widened toward the 6,000-parameter point of the budget curve."""
+    return five_by_five(16, (28, 32, 34, 36))
+
+
+def sep_b7k() -> nn.Module:
+    """sep_b widened toward the 7,000-parameter point of the budget curve."""
+    return five_by_five(16, (30, 36, 38, 40))
