@@ -16,8 +16,10 @@ import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-SESSION_CACHE = Path(tempfile.mkdtemp(prefix="tinycnn-test-cache-"))
-os.environ["XDG_CACHE_HOME"] = str(SESSION_CACHE)
+# One cache for the whole run: xdist's workers inherit the folder the main process made, so the
+# bundled copy is unpacked and each demo model exported once, not once per worker (writes are atomic).
+SESSION_CACHE = Path(os.environ.get("TINYCNN_TEST_CACHE") or tempfile.mkdtemp(prefix="tinycnn-test-cache-"))
+os.environ["TINYCNN_TEST_CACHE"] = os.environ["XDG_CACHE_HOME"] = str(SESSION_CACHE)
 os.environ.pop("TINYCNN_DATA", None)
 
 from tinycnn.data import IDX_NAMES, load_mnist, write_idx  # noqa: E402  (after the environment is set)

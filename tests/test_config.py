@@ -42,5 +42,7 @@ def test_integer_where_float_expected_is_accepted():
 
 def test_layout_grammar():
     assert check_layout("c8, c12p,t8,m") == ["c8", "c12p", "t8", "m"]
-    with pytest.raises(ValueError, match="bad layout token 'c'"):
-        check_layout("c8,c")
+    assert check_layout("c14k5,c8pk5,m,s24,s24p") == ["c14k5", "c8pk5", "m", "s24", "s24p"]
+    for bad in ("c", "c8k4", "c8k", "s", "sp8", "c8k5p"):
+        with pytest.raises(ValueError, match=f"bad layout token '{bad}'"):
+            check_layout(f"c8,{bad}")

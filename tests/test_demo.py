@@ -18,7 +18,7 @@ from PIL import Image
 from conftest import ROOT, preprocessing_pictures
 from tinycnn.analysis import receptive_field_table, trace_leaf_calls
 from tinycnn.inference import probabilities
-from tinycnn.model import count_parameters
+from tinycnn.model import MODELS, count_parameters
 from tinycnn.preprocess import preprocess_rgba
 from tinycnn.weights import load_model
 
@@ -135,14 +135,14 @@ def test_hovering_a_cell_outlines_its_receptive_field(page, model):
 
 
 def test_switching_models(page):
+    """Every registered model is in the picker; the record model's separable blocks show their maps."""
     options = page.locator("#model option")
-    assert [options.nth(i).get_attribute("value") for i in range(options.count())] == \
-        [name for name in ("Model_1", "Model_2", "Model_3", "Model_4", "Model_5")]
-    page.select_option("#model", "Model_4")
-    page.wait_for_function("() => document.querySelector('#model-info').textContent.includes('3,702 parameters')")
-    pool2 = [c for c in trace_leaf_calls(load_model("Model_4").model, (1, 28, 28)) if c.name == "pool2"]
-    assert page.locator('canvas[data-block="pool2"]').count() == pool2[0].output.shape[1]  # one map per channel
-    assert page.locator("#model-info a").get_attribute("href") == "reports/frontier.md"
+    assert [options.nth(i).get_attribute("value") for i in range(options.count())] == list(MODELS)
+    page.select_option("#model", "Model_6")
+    page.wait_for_function("() => document.querySelector('#model-info').textContent.includes('3,646 parameters')")
+    sep3 = [c for c in trace_leaf_calls(load_model("Model_6").model, (1, 28, 28)) if c.name == "sep3.4"]
+    assert page.locator('canvas[data-block="sep3"]').count() == sep3[0].output.shape[1] == 28  # a map per channel
+    assert page.locator("#model-info a").get_attribute("href") == "reports/record.md"
     draw(page, ONE)
     assert prediction(page) == "1"
 

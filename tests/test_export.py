@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from onnxruntime.quantization import QuantFormat, quantize_static
 from torch import nn
 
@@ -19,9 +20,10 @@ from conftest import one_line_error, run_cli
 from tinycnn.errors import ConfigError
 from tinycnn.exporter import (INT16_MAX, Calibration, calibration_images, export, int16_pair_bound, onnx_bytes,
                             onnx_logits)
-from tinycnn.export_c import plan
+from tinycnn.export_c import compile_and_run, plan, source
+from tinycnn.model import TinyNet
 from tinycnn.machine import int8_kernels
-from tinycnn.weights import load_model
+from tinycnn.weights import Weights, load_model
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +171,32 @@ def test_c_export_plans_batchnorm_after_relu_as_its_own_step():
     assert [(layer.kind, layer.relu) for layer in folded] == [("conv", True), ("conv", False)]
     with pytest.raises(ConfigError, match=r"layer 1 \(Tanh\) has no C translation"):
         plan(nn.Sequential(nn.Conv2d(1, 10, 3), nn.Tanh(), nn.AdaptiveAvgPool2d(1), nn.Flatten()))
+
+
+def test_c_export_runs_depthwise_separable_and_5x5_layers_as_pytorch_does(mnist, tmp_path):
+    """The record's layouts: a 5x5 first layer and depthwise 3x3 convs (groups = channels) with a
+    batch norm between them and the 1x1 after, padded and not; batch-norm statistics are made up so
+    that folding them matters. fp32 C against PyTorch on 500 test images."""
+    torch.manual_seed(0)
+    model = TinyNet("c6pk5,c8k5,m,s10,s12p,m,s14")
+    for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
+        bn.running_mean.uniform_(-0.5, 0.5), bn.running_var.uniform_(0.5, 2.0), bn.weight.data.uniform_(0.5, 1.5)
+    model.eval()
+    layers = plan(model)
+    assert [layer.groups for layer in layers if layer.kind == "conv"] == [1, 1, 8, 1, 10, 1, 12, 1, 1]
+    code, header, facts = source(layers, Weights(model, {"model": "separable", "mean": 0.1307, "std": 0.3081}, None),
+                                 "fp32")
+    (tmp_path / "tinycnn_model.c").write_text(code), (tmp_path / "tinycnn_model.h").write_text(header)
+    images = mnist.test_images[:500]
+    ran = compile_and_run(tmp_path, images)
+    if ran is None:
+        pytest.skip("no C compiler") if not os.environ.get("CI") else pytest.fail("CI needs a C compiler")
+    digits, logits, _ = ran
+    with torch.no_grad():
+        expected = model(((torch.from_numpy(images).float() / 255 - 0.1307) / 0.3081).unsqueeze(1)).numpy()
+    assert np.abs(logits - expected).max() < 1e-3 and (digits == expected.argmax(1)).all()
+    convs = [layer for layer in layers if layer.kind == "conv"]
+    assert facts["flash_bytes"] == 4 * sum(layer.weight.size + layer.bias.size for layer in convs)
 
 
 def test_export_command(tmp_path):

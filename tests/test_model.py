@@ -37,6 +37,23 @@ def test_layout_strings_build_what_they_say():
         TinyNet("c4,x9")
 
 
+def test_5x5_and_separable_tokens_build_what_they_say():
+    """c6k5: a 5x5 conv block (28 -> 24); c6pk5 pads 2 (size kept); s8: a 3x3 depthwise conv
+    (groups = input channels), BN, a 1x1 conv to 8, BN, ReLU (size - 2); s8p pads 1."""
+    net = TinyNet("c6k5,c6pk5,m,s8,s10p")
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.kernel_size[0], c.padding[0], c.groups, c.out_channels) for c in convs] == [
+        (5, 0, 1, 6), (5, 2, 1, 6), (3, 0, 6, 6), (1, 0, 1, 8), (3, 1, 8, 8), (1, 0, 1, 10), (1, 0, 1, 10)]
+    assert [name for name, _ in net.named_children()] == ["conv1", "conv2", "pool1", "sep1", "sep2", "head"]
+    weights_and_bn = [25 * 6 + 12, 25 * 36 + 12, 9 * 6 + 12 + 6 * 8 + 16, 9 * 8 + 16 + 8 * 10 + 20, 10 * 10]
+    assert count_parameters(net) == sum(weights_and_bn)
+    shapes = []
+    for block in list(net.children())[:-1]:
+        block.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape[1:])))
+    net.eval()(torch.zeros(1, 1, 28, 28))
+    assert shapes == [(6, 24, 24), (6, 24, 24), (6, 12, 12), (8, 10, 10), (10, 10, 10)]
+
+
 def test_unknown_model_is_a_clear_error():
     for args in (["summary", "Model_9"], ["train", "--model", "Model_9"]):
         line = one_line_error(run_cli(*args))

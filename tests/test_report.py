@@ -1,5 +1,6 @@
 """The report side: each renderer on made-up statistics (a failure names a function), then every
 committed report, plot and README block against what the committed data give."""
+import dataclasses
 import inspect
 import statistics
 from collections import Counter
@@ -20,12 +21,12 @@ from tinycnn.report.bench_page import end_to_end, isa, processes
 from tinycnn.report.experiment_page import gap_table, result_block, wall_time
 from tinycnn.report.export_page import verdict
 from tinycnn.report.facts import FactBook, Measured, experiment_facts, load_measured, result_line
-from tinycnn.report.readme import update_readme
+from tinycnn.report.readme import curve_table, update_readme
 from tinycnn.report.sweep_page import frontier, pruned_when, trial_counts
 from tinycnn.sweep import StudySummary, Sweep, TrialSummary
 
 STEPS = ["step1", "step2", "step3"]
-BEYOND = ["frontier", "ladder"]  # beyond the challenge, with a model of their own (skeleton reuses Model_1)
+BEYOND = ["frontier", "ladder", "curve3k", "record", "curve5k"]  # with a model of their own (skeleton reuses Model_1)
 
 
 def made_up(name="x", epochs=15, scores=(99.5, 99.45, 99.3)) -> Measured:
@@ -40,6 +41,24 @@ def made_up(name="x", epochs=15, scores=(99.5, 99.45, 99.3)) -> Measured:
     exp = Experiment(name, "X: made up", "t", "a", TrainConfig(), list(records), f"experiments/{name}.toml")
     run = ExperimentRun(exp.path, exp.seeds, exp.train.to_dict(), 120.0, 2, exp.seeds)
     return Measured(exp, records, experiment_stats(name, "Model_3", 7000, 900_000, records), run)
+
+
+def test_the_curve_names_the_smallest_budget_at_which_19_of_20_seeds_hold():
+    def point(name, budget, params, missing):
+        m = made_up(name, scores=[99.3] * missing + [99.45] * (20 - missing))
+        return Measured(dataclasses.replace(m.exp, budget=budget), m.records,
+                        dataclasses.replace(m.stats, params=params), m.run)
+    curve = [point("small", 3000, 2974, 5), point("mid", 5000, 4936, 1), point("big", 7999, 7712, 0)]
+    table = curve_table(curve, {m.exp.name: experiment_facts(m.stats) for m in curve}, Path("reports"))
+    rows = [line for line in table.splitlines() if line.startswith("| ")][1:]  # after the header
+    assert [row.split(" | ")[:4] for row in rows[:3]] == [
+        ["| 3,000", "[X](experiments/small.toml)", "`Model_3`", "2,974"],
+        ["| 5,000", "[X](experiments/mid.toml)", "`Model_3`", "4,936"],
+        ["| 7,999", "[X](experiments/big.toml)", "`Model_3`", "7,712"]]
+    assert "**15/20**" in rows[0] and "**19/20**" in rows[1] and len(rows) == 3 + 3  # and the public results
+    assert "smallest budget at which a model holds on at least 19 of 20 seeds: 5,000** (`Model_3`, 4,936" in table
+    assert "No model on the curve holds" in curve_table(curve[:1], {"small": experiment_facts(curve[0].stats)},
+                                                        Path("reports"))
 
 
 def test_result_block_lists_every_seed_and_who_holds():

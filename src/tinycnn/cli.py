@@ -167,11 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="folder to write into")
     export.add_argument("--data-dir", help="MNIST folder (the export is checked on the test images)")
 
-    check = sub.add_parser("export-check", help="export the step-3 seeds 0-4 and the frontier model to every "
-                                                "format and measure accuracy, size and speed (minutes)")
+    check = sub.add_parser("export-check", help="export the step-3 seeds 0-4 and the other reported models to "
+                                                "every format and measure accuracy, size and speed (minutes)")
     check.add_argument("--reports", default="reports", help="folder of the experiments' run folders")
     check.add_argument("--out", default="reports/export", help="folder for exports.json")
     check.add_argument("--data-dir", help="MNIST folder (see train)")
+    check.add_argument("--only", metavar="EXPERIMENT[,...]",
+                       help="measure these experiments' rows again, keeping the others from the last exports.json")
 
     demo = sub.add_parser("demo", help="a page where you draw a digit and watch the network read it "
                                        "(served on 127.0.0.1 only)")

@@ -262,7 +262,14 @@ def export(args: argparse.Namespace) -> int:
 def export_check(args: argparse.Namespace) -> int:
     out = Path(args.out)
     writable_folder(out)
-    result = check_exports(load_mnist(source=find_mnist(args.data_dir)), Path(args.reports), shipped_weights("Model_3"))
+    only = [name for name in args.only.split(",") if name] if args.only else None
+    last = out / "exports.json"
+    try:
+        previous = json.loads(last.read_text()) if only and last.is_file() else None
+    except ValueError as e:
+        raise ConfigError(f"{last} is not readable JSON ({e}): run without --only") from None
+    result = check_exports(load_mnist(source=find_mnist(args.data_dir)), Path(args.reports), shipped_weights("Model_3"),
+                           only, previous)
     print(f"wrote {write_json(out / 'exports.json', result)}; `tinycnn report` renders it")
     return 0
 

@@ -13,7 +13,9 @@ from .errors import ConfigError
 
 # A TinyNet layout string (model.py): comma-separated cN (3x3 conv block, N channels), cNp (padded),
 # tN (1x1 transition to N channels) and m (2x2 max pool).
-LAYOUT_TOKEN = re.compile(r"^(?:c(\d+)(p?)|t(\d+)|m)$")
+# c16, c16p, c16k5 (a 5x5 kernel), s24 / s24p (depthwise-separable), t10, m: see model.py
+LAYOUT_TOKEN = re.compile(r"^(?:c(?P<conv>\d+)(?P<pad>p?)(?:k(?P<kernel>[357]))?"
+                          r"|s(?P<sep>\d+)(?P<sep_pad>p?)|t(?P<trans>\d+)|m)$")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("onecycle", "step", "none")
 DEVICES = ("auto", "cpu", "cuda")
@@ -113,7 +115,7 @@ def check_layout(layout: str) -> list[str]:
     tokens = layout.replace(" ", "").split(",")
     for token in tokens:
         if not LAYOUT_TOKEN.match(token):
-            raise ValueError(f"bad layout token {token!r} in {layout!r} (use cN, cNp, tN or m)")
+            raise ValueError(f"bad layout token {token!r} in {layout!r} (use cN, cNp, cNk5, sN, sNp, tN or m)")
     return tokens
 
 

@@ -9,8 +9,9 @@ shift of its own); weights are `const` arrays (fp32 as exact hex-float literals,
 float scale per output channel); activations ping-pong between two static float buffers: no
 malloc, no library beyond <stdint.h>.
 The layer plan comes from tracing the model (analysis.trace_leaf_calls), so any straight chain
-of convolutions, batch norms, ReLUs, max pools, global average pooling (adaptive, or an AvgPool2d
-over the whole map) and linear layers works; anything else is refused with a clear message.
+of convolutions (grouped and depthwise ones too), batch norms, ReLUs, max pools, global average
+pooling (adaptive, or an AvgPool2d over the whole map) and linear layers works; anything else is
+refused with a clear message.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import torch
 from torch import nn
 
 from .analysis import NotAChainError, check_chain, count_macs, trace_leaf_calls
+from .c_source import HARNESS, HEADER, RUNTIME
 from .errors import ConfigError
 from .files import write_text
 from .receptive_field import square
@@ -43,7 +45,8 @@ class Layer:
     kernel: int = 1
     stride: int = 1
     padding: int = 0
-    weight: np.ndarray | None = None   # conv (Cout, Cin, k, k) / linear (out, in), batch norm folded in;
+    groups: int = 1            # conv: input and output channels split into this many groups (depthwise: Cin)
+    weight: np.ndarray | None = None   # conv (Cout, Cin / groups, k, k) / linear (out, in), batch norm folded in;
     # a batch norm that cannot be folded (after a ReLU or a pool): per-channel scale (weight) and shift (bias)
     bias: np.ndarray | None = None
     relu: bool = False
@@ -74,12 +77,13 @@ def plan(model: nn.Module) -> list[Layer]:
     for call in calls[1:]:
         module, shape_in, shape_out = call.module, tuple(call.input.shape[1:]), tuple(call.output.shape[1:])
         if isinstance(module, nn.Conv2d):
-            if module.groups != 1 or module.dilation != (1, 1) or module.kernel_size[0] != module.kernel_size[1] \
+            if module.dilation != (1, 1) or module.kernel_size[0] != module.kernel_size[1] \
                     or isinstance(module.padding, str) or module.padding[0] != module.padding[1]:
-                raise ConfigError(f"C export: conv {call.name} needs square kernels, no groups, no dilation")
+                raise ConfigError(f"C export: conv {call.name} needs square kernels, no dilation")
             bias = module.bias.detach().numpy() if module.bias is not None else np.zeros(module.out_channels)
             layers.append(Layer("conv", shape_in, shape_out, module.kernel_size[0], module.stride[0],
-                                module.padding[0], module.weight.detach().numpy(), bias, name=call.name))
+                                module.padding[0], module.groups, module.weight.detach().numpy(), bias,
+                                name=call.name))
         elif isinstance(module, nn.BatchNorm2d):
             if layers and layers[-1].kind == "conv" and not layers[-1].relu:
                 layers[-1].weight, layers[-1].bias = fold(layers[-1].weight, layers[-1].bias, module)
@@ -147,78 +151,6 @@ def quantise(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q, scale.astype(np.float32)
 
 
-RUNTIME = {  # emitted only when the model uses them (-Wall refuses unused static functions)
-    "buffers": """static float buffer_a[TINYCNN_BUFFER_FLOATS], buffer_b[TINYCNN_BUFFER_FLOATS];
-""",
-    "conv": """
-/* out[co][y][x] = bias[co] + sum over ci, ky, kx of w[co][ci][ky][kx] * in[ci][y*s+ky-p][x*s+kx-p]
-   (a linear layer is the 1x1 case on a 1x1 map); int8 weights are multiplied by their channel's scale */
-static void conv(const float *in, float *out, const WEIGHT_T *w, const float *scale, const float *bias,
-                 int cin, int h, int wd, int cout, int k, int s, int p, int oh, int ow, int relu) {
-    int co, ci, y, x, ky, kx;
-    (void)scale; /* unused with fp32 weights */
-    for (co = 0; co < cout; co++) {
-        for (y = 0; y < oh; y++) {
-            for (x = 0; x < ow; x++) {
-                float acc = 0.0f;
-                for (ci = 0; ci < cin; ci++) {
-                    for (ky = 0; ky < k; ky++) {
-                        int iy = y * s + ky - p;
-                        if (iy < 0 || iy >= h) continue;
-                        for (kx = 0; kx < k; kx++) {
-                            int ix = x * s + kx - p;
-                            if (ix < 0 || ix >= wd) continue;
-                            acc += (float)w[((co * cin + ci) * k + ky) * k + kx] * in[(ci * h + iy) * wd + ix];
-                        }
-                    }
-                }
-                acc = SCALED(acc, scale, co) + bias[co];
-                out[(co * oh + y) * ow + x] = (relu && acc < 0.0f) ? 0.0f : acc;
-            }
-        }
-    }
-}
-""",
-    "batchnorm": """
-/* a batch norm that follows a ReLU or a pool, so no convolution could absorb it: a per-channel scale and shift */
-static void batchnorm(const float *in, float *out, const float *scale, const float *shift, int c, int hw, int relu) {
-    int ch, i;
-    for (ch = 0; ch < c; ch++)
-        for (i = 0; i < hw; i++) {
-            float v = in[ch * hw + i] * scale[ch] + shift[ch];
-            out[ch * hw + i] = (relu && v < 0.0f) ? 0.0f : v;
-        }
-}
-""",
-    "maxpool": """
-static void maxpool(const float *in, float *out, int c, int h, int wd, int k, int s, int oh, int ow) {
-    int ch, y, x, ky, kx;
-    for (ch = 0; ch < c; ch++)
-        for (y = 0; y < oh; y++)
-            for (x = 0; x < ow; x++) {
-                float best = in[(ch * h + y * s) * wd + x * s];
-                for (ky = 0; ky < k; ky++)
-                    for (kx = 0; kx < k; kx++) {
-                        float v = in[(ch * h + y * s + ky) * wd + x * s + kx];
-                        if (v > best) best = v;
-                    }
-                out[(ch * oh + y) * ow + x] = best;
-            }
-}
-""",
-    "gap": """
-static void global_average(const float *in, float *out, int c, int h, int wd) {
-    int ch, i;
-    for (ch = 0; ch < c; ch++) {
-        float sum = 0.0f;
-        for (i = 0; i < h * wd; i++) sum += in[ch * h * wd + i];
-        out[ch] = sum / (float)(h * wd);
-    }
-}
-""",
-}
-
-
 def source(layers: list[Layer], weights: Weights, kind: str) -> tuple[str, str, dict]:
     """(tinycnn_model.c, tinycnn_model.h, facts: flash and RAM in bytes)."""
     biggest = max(int(np.prod(layer.shape_out)) for layer in layers)
@@ -244,7 +176,8 @@ def source(layers: list[Layer], weights: Weights, kind: str) -> tuple[str, str, 
             scale_ref = f"S{i}" if kind == "int8" else "0"
             cin = c if layer.kind == "conv" else int(np.prod(layer.shape_in))
             calls.append(f"    conv({src}, {dst}, W{i}, {scale_ref}, B{i}, {cin}, {h}, {w}, {oc}, {k}, "
-                         f"{layer.stride}, {layer.padding}, {oh}, {ow}, {int(layer.relu)}); /* {layer.name} */")
+                         f"{layer.stride}, {layer.padding}, {layer.groups}, {oh}, {ow}, {int(layer.relu)});"
+                         f" /* {layer.name} */")
         elif layer.kind == "batchnorm":
             arrays += [f"static const float S{i}[{c}] = {{\n{literal(layer.weight, 'float')}\n}};",
                        f"static const float B{i}[{c}] = {{\n{literal(layer.bias, 'float')}\n}};"]
@@ -282,40 +215,6 @@ def source(layers: list[Layer], weights: Weights, kind: str) -> tuple[str, str, 
         "}", ""])
     facts = {"flash_bytes": flash, "largest_buffer_bytes": 4 * biggest, "static_ram_bytes": 2 * 4 * biggest}
     return code, header, facts
-
-
-HEADER = """/* {model}: a tiny MNIST classifier, written by `tinycnn export --format c`. */
-#ifndef TINYCNN_MODEL_H
-#define TINYCNN_MODEL_H
-#include <stdint.h>
-
-/* image: 28x28 raw pixels (0-255, white digit on black, row-major); logits: the ten class scores.
-   Returns the predicted digit. Not reentrant: it uses two static buffers. */
-int tinycnn_predict(const uint8_t image[784], float logits[10]);
-
-#endif
-"""
-
-HARNESS = """#include <stdio.h>
-#include <time.h>
-#include "tinycnn_model.h"
-/* Reads 784-byte images from stdin until it ends; writes each one's digit (1 byte) and logits
-   (10 floats) to stdout; prints the seconds spent in tinycnn_predict to stderr. */
-int main(void) {
-    uint8_t image[784];
-    float logits[10];
-    double seconds = 0.0;
-    while (fread(image, 1, 784, stdin) == 784) {
-        clock_t start = clock();
-        uint8_t digit = (uint8_t)tinycnn_predict(image, logits);
-        seconds += (double)(clock() - start) / CLOCKS_PER_SEC;
-        fwrite(&digit, 1, 1, stdout);
-        fwrite(logits, sizeof(float), 10, stdout);
-    }
-    fprintf(stderr, "%.6f\\n", seconds);
-    return 0;
-}
-"""
 
 
 def compile_and_run(folder: Path, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:

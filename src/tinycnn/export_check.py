@@ -1,11 +1,14 @@
 """`tinycnn export-check`: export the reported models to every format and measure what each gives.
 
-For the step-3 seeds 0-4 and the frontier model (seed 0): test accuracy of fp32 ONNX, int8 ONNX,
-C with fp32 weights and C with int8 weights, agreement with PyTorch, file sizes, the C model's
-flash and RAM, and images per second on one core; and, for the shipped Model_3, how often the
-MNIST-style preprocessing of `tinycnn predict` keeps the test-set prediction of MNIST test digits
-pasted, scaled and inverted into large canvases. The result is reports/export/exports.json; the
-report side renders it (report/export_page.py).
+For the step-3 seeds 0-4 and seed 0 of the frontier, record and budget-curve models: test accuracy
+of fp32 ONNX, int8 ONNX, C with fp32 weights and C with int8 weights, agreement with PyTorch, file
+sizes, the C model's flash and RAM, and images per second on one core; and, for the shipped
+Model_3, how often the MNIST-style preprocessing of `tinycnn predict` keeps the test-set prediction
+of MNIST test digits pasted, scaled and inverted into large canvases. The result is
+reports/export/exports.json; the report side renders it (report/export_page.py). `--only
+EXPERIMENT` measures that experiment's rows again and keeps the others from the last exports.json,
+when it was measured on a machine of the same description (a table of rows from different CPUs
+would compare kernels, not models).
 """
 from __future__ import annotations
 
@@ -28,13 +31,18 @@ from .model import count_parameters
 from .preprocess import preprocess_rgba
 from .weights import Weights, load_weights
 
-CHECKED = [("step3", seed) for seed in range(5)] + [("frontier", 0)]
+CHECKED = [("step3", seed) for seed in range(5)] + [(name, 0) for name in ("frontier", "curve3k", "record", "curve5k")]
 PASTED_DIGITS = 1000
 PASTE_SEED = 0
 
 
 def run_weights(reports_dir: Path, experiment: str, seed: int) -> Path:
+    """A seed's weights from its run folder; seed 0's shipped copy (the same bytes) when the run
+    folder is not here (a fresh clone has the shipped weights only)."""
     path = records.seed_run_folder(reports_dir / experiment, seed) / records.WEIGHTS
+    shipped = reports_dir.parent / "models" / f"{experiment}.safetensors"
+    if not path.is_file() and seed == 0 and shipped.is_file():
+        return shipped
     if not path.is_file():
         raise ConfigError(f"{path} is missing: run `tinycnn run experiments/{experiment}.toml` first (its seeds' "
                           f"weights stay in their run folders)")
@@ -94,15 +102,42 @@ def preprocessing_agreement(weights: Weights, data: MNIST, count: int = PASTED_D
             "correct_as_tested": int((as_tested == data.test_labels[picked]).sum())}
 
 
-def check_exports(data: MNIST, reports_dir: Path, shipped: Path, log=print) -> dict:
+def kept_rows(previous: dict | None, only: list[str]) -> dict[tuple[str, int], dict]:
+    """The rows of the last exports.json that `--only` keeps: every row of another experiment (an
+    experiment with no row there yet stays without one until it is measured)."""
+    unknown = sorted(set(only) - {experiment for experiment, _ in CHECKED})
+    if unknown:
+        raise ConfigError(f"--only {', '.join(unknown)}: export-check measures "
+                          f"{', '.join(dict.fromkeys(e for e, _ in CHECKED))}")
+    here = {"machine": machine_description(), "int8_kernels": int8_kernels()}
+    if previous is None or any(previous.get(key) != value for key, value in here.items()):
+        raise ConfigError("--only keeps the other rows of the last exports.json, which must exist and come from a "
+                          f"machine like this one ({here['machine']}; {here['int8_kernels']}): run without --only")
+    return {(m["experiment"], m["seed"]): m for m in previous["models"] if m["experiment"] not in only}
+
+
+def check_exports(data: MNIST, reports_dir: Path, shipped: Path, only: list[str] | None = None,
+                  previous: dict | None = None, log=print) -> dict:
+    """Measure every model of CHECKED (or only those of the experiments in `only`, keeping the
+    other rows of `previous`, the last result)."""
+    kept = kept_rows(previous, only) if only else {}
+    todo = [key for key in CHECKED if key[0] in only] if only else CHECKED
+    paths = {key: run_weights(reports_dir, *key) for key in todo}  # all there, before any work
     result = {"machine": machine_description(), "int8_kernels": int8_kernels(), "models": []}
-    paths = [run_weights(reports_dir, experiment, seed) for experiment, seed in CHECKED]  # all there, before any work
-    for (experiment, seed), path in zip(CHECKED, paths):
+    for experiment, seed in CHECKED:
+        if (experiment, seed) in kept:
+            result["models"].append(kept[experiment, seed])
+        if (experiment, seed) not in paths:  # kept, or (with --only) not measured yet
+            continue
         log(f"{experiment} seed {seed}: exporting to ONNX, int8 ONNX, C (fp32 and int8 weights)")
-        weights = load_weights(path)
+        weights = load_weights(paths[experiment, seed])
         result["models"].append({"experiment": experiment, "seed": seed, "model": weights.name,
                                  **measure_model(weights, data)})
-    log(f"preprocessing: {PASTED_DIGITS} pasted test digits through the shipped Model_3")
-    result["preprocessing"] = {"weights": repo_path(shipped), **preprocessing_agreement(load_weights(shipped), data)}
+    if only and previous.get("preprocessing"):
+        result["preprocessing"] = previous["preprocessing"]
+    else:
+        log(f"preprocessing: {PASTED_DIGITS} pasted test digits through the shipped Model_3")
+        result["preprocessing"] = {"weights": repo_path(shipped),
+                                   **preprocessing_agreement(load_weights(shipped), data)}
     return result
 

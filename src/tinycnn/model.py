@@ -3,6 +3,9 @@
 A network is written as a short layout string, read left to right:
   c16   3x3 conv block (conv-BN-ReLU-dropout) with 16 output channels, no padding (n -= 2)
   c16p  the same with padding 1 (size kept)
+  c16k5 the same with a 5x5 kernel (n -= 4; c16pk5 pads 2): a first layer that sees RF 5 at once
+  s24   depthwise-separable block: a 3x3 conv per channel, BN, a 1x1 conv to 24 channels, BN,
+        ReLU (n -= 2; s24p pads 1); about a ninth of a full 3x3's weights for the same widths
   t10   1x1 transition conv to 10 channels (mixes channels, no BN/ReLU: it feeds a pool or conv)
   m     2x2 max pool (halves the size, doubles the jump of the receptive field)
 and always ends in the head: global average pool, then a 1x1 conv to the 10 classes.
@@ -102,10 +105,23 @@ def count_parameters(model: nn.Module) -> int:
 
 # ---------------------------------------------------------------------------- blocks
 class ConvBlock(nn.Sequential):
-    """3x3 conv (no bias: BN supplies it) -> BatchNorm -> ReLU -> optional dropout."""
+    """3x3 (or kxk) conv (no bias: BN supplies it) -> BatchNorm -> ReLU -> optional dropout."""
+
+    def __init__(self, cin: int, cout: int, padding: int = 0, dropout: float = 0.0, kernel: int = 3):
+        layers = [nn.Conv2d(cin, cout, kernel, padding=padding, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+        if dropout > 0:
+            layers.append(nn.Dropout2d(dropout))
+        super().__init__(*layers)
+
+
+class SeparableBlock(nn.Sequential):
+    """3x3 depthwise conv -> BatchNorm -> 1x1 conv -> BatchNorm -> ReLU -> optional dropout: 9*cin +
+    cin*cout weights instead of 9*cin*cout. No ReLU between the two convs: the 1x1 mixes the
+    per-channel filters linearly first, so together they act as one (factorised) 3x3 layer."""
 
     def __init__(self, cin: int, cout: int, padding: int = 0, dropout: float = 0.0):
-        layers = [nn.Conv2d(cin, cout, 3, padding=padding, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+        layers = [nn.Conv2d(cin, cin, 3, padding=padding, groups=cin, bias=False), nn.BatchNorm2d(cin),
+                  nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
         if dropout > 0:
             layers.append(nn.Dropout2d(dropout))
         super().__init__(*layers)
@@ -129,19 +145,24 @@ class TinyNet(nn.Sequential):
     """A straight chain of blocks described by a layout string (see the module docstring)."""
 
     def __init__(self, layout: str, dropout: float = 0.0, in_channels: int = 1):
-        layers: dict[str, nn.Module] = {}  # named conv1, trans1, pool1, ... for readable tables
+        layers: dict[str, nn.Module] = {}  # named conv1, sep1, trans1, pool1, ... for readable tables
         channels = in_channels
         for token in check_layout(layout):
-            conv, pad, trans = LAYOUT_TOKEN.match(token).groups()
-            if conv:
-                block = ConvBlock(channels, int(conv), padding=1 if pad else 0, dropout=dropout)
-                channels = int(conv)
-            elif trans:
-                block = Transition(channels, int(trans))
-                channels = int(trans)
+            t = LAYOUT_TOKEN.match(token).groupdict()
+            if t["conv"]:
+                kernel = int(t["kernel"] or 3)
+                block = ConvBlock(channels, int(t["conv"]), padding=kernel // 2 if t["pad"] else 0, dropout=dropout,
+                                  kernel=kernel)
+                channels = int(t["conv"])
+            elif t["sep"]:
+                block = SeparableBlock(channels, int(t["sep"]), padding=1 if t["sep_pad"] else 0, dropout=dropout)
+                channels = int(t["sep"])
+            elif t["trans"]:
+                block = Transition(channels, int(t["trans"]))
+                channels = int(t["trans"])
             else:
                 block = nn.MaxPool2d(2)
-            kind = {"c": "conv", "t": "trans", "m": "pool"}[token[0]]
+            kind = {"c": "conv", "s": "sep", "t": "trans", "m": "pool"}[token[0]]
             count = sum(name.startswith(kind) for name in layers) + 1
             layers[f"{kind}{count}"] = block
         layers["head"] = Head(channels)
@@ -257,3 +278,55 @@ def Model_5(dropout: float = 0.0) -> nn.Module:
     seeds fall on either side; a few hundredths ahead of Model_4, within the noise of five seeds.
     """
     return TinyNet(LADDER_BEST, dropout)
+
+
+# ---------------------------------------------------------------------------- the record and the budget curve
+# Depthwise-separable layouts (issue 20): a separable 3x3 block costs 9*cin + cin*cout weights, a
+# ninth of a full one, so a small budget buys wide late blocks. Chosen on the validation split with
+# the step-3 recipe (reports/validation/record-*), then 20 test seeds each.
+# 28 -> c10 -> c12 (RF 5) -> pool (RF 6, size 12) -> s20 -> s24 (RF 14, size 8) -> pool (size 4)
+# -> s28 (RF 24, size 2) -> GAP (RF 28).
+RECORD = "c10,c12,m,s20,s24,m,s28"
+# 28 -> c14k5 (RF 5) -> pool (RF 6, size 12) -> s24 -> s28 -> s32 -> s32 (RF 22, size 4) -> GAP (RF 28).
+CURVE_5K = "c14k5,m,s24,s28,s32,s32"
+
+
+@register("record")
+def Model_6(dropout: float = 0.0) -> nn.Module:
+    """The record attempt: the best network found with at most 3,700 parameters (reports/record.md).
+
+    Target: the challenge on at least 19 of 20 seeds with at most 3,700 parameters.
+    Result: pending.
+    """
+    return TinyNet(RECORD, dropout)
+
+
+@register("curve5k")
+def Model_7(dropout: float = 0.0) -> nn.Module:
+    """The budget curve's 5,000-parameter point: the best network found under 5,000 (reports/curve5k.md).
+
+    Target: at least 19 of 20 seeds holding 99.4%, none under 99.35%, with at most 5,000
+    parameters: a 5x5 first layer, a pool and four depthwise-separable blocks, the step-3 recipe
+    with its weight average (chosen on the validation split, reports/record.md).
+    Result: 4,936 params; last-3-epoch test accuracy min 99.33%, mean 99.464% over 20 seeds;
+    19/20 seeds hold >= 99.4%.
+    Analysis: the smallest model shown to hold on 19 of 20 seeds; one seed ends under the 99.35%
+    floor. No overfitting; the margin is a few test images, as for Model_3. Wider
+    separable layouts (6k, 7k) did not score higher on validation, so it is those points too.
+    """
+    return TinyNet(CURVE_5K, dropout)
+
+
+# The step-3 skeleton narrowed to 3,000 parameters, with Model_4's second pool: 28 -> c6 -> c8 (RF 5)
+# -> t6 + pool (RF 6, size 12) -> c8 -> c10 (RF 14, size 8) -> pool (size 4) -> c12 (RF 24) -> GAP.
+CURVE_3K = "c6,c8,t6,m,c8,c10,m,c12"
+
+
+@register("curve3k")
+def Model_8(dropout: float = 0.0) -> nn.Module:
+    """The budget curve's 3,000-parameter point: the best network found under 3,000 (reports/curve3k.md).
+
+    Target: the challenge on at least 19 of 20 seeds with at most 3,000 parameters.
+    Result: pending.
+    """
+    return TinyNet(CURVE_3K, dropout)

@@ -175,3 +175,31 @@ def save_seen_input(picture_rgba: np.ndarray, seen: np.ndarray, path: Path, heig
     sheet.paste(seen_big, (original.width + 16, 0))
     with atomic_path(path) as tmp:
         sheet.save(tmp, format="PNG")
+
+
+def plot_budget_curve(points: list[tuple[str, int, int, int, tuple[float, float]]], anchors: list[tuple[str, int]],
+                      path: Path) -> None:
+    """Share of test seeds that hold against parameters: points (label, params, holding, seeds,
+    Wilson interval) with their intervals, the 19-of-20 line, and public results as marks (one run
+    each: no share to plot)."""
+    fig, ax = figure(figsize=(7.5, 4.5))
+    params = np.array([p for _, p, _, _, _ in points])
+    shares = np.array([h / n for _, _, h, n, _ in points])
+    low = shares - np.array([ci[0] for *_, ci in points])
+    high = np.array([ci[1] for *_, ci in points]) - shares
+    ax.errorbar(params, shares, yerr=[low, high], fmt="o", color="tab:blue", capsize=4, zorder=3,
+                label="share of 20 test seeds holding (95% Wilson interval)")
+    for label, p, h, n, _ in points:
+        ax.annotate(f"{label}\n{h}/{n}", (p, h / n), textcoords="offset points", xytext=(8, -4), fontsize=8)
+    ax.axhline(19 / 20, color="grey", linestyle="--", linewidth=1, label="19 of 20 (the record's bar)")
+    for i, (label, p) in enumerate(anchors):
+        ax.axvline(p, color="tab:orange", linestyle=":", linewidth=1, label="public results (one run each)" if i == 0
+                   else None)
+        ax.annotate(label, (p, 0.45), rotation=90, fontsize=7, color="tab:orange", xytext=(-9, 0),
+                    textcoords="offset points")
+    ax.set(xlabel="parameters", ylabel="share of seeds holding >= 99.4% on epochs 13-15", ylim=(-0.02, 1.05),
+           title="How small can it be and still hold? (test set, 15 epochs)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    save(fig, path, dpi=90)

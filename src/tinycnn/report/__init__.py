@@ -19,7 +19,9 @@ from .bench_page import write_bench_page
 from .experiment_page import write_experiment_page
 from .export_page import use_block, write_export_page
 from .facts import FactBook, Measured, experiment_facts, load_measured
-from .readme import bench_summary, frontier_table, results_table, robustness, update_readme
+from ..plots import plot_budget_curve
+from .readme import (PUBLIC_ANCHORS, bench_summary, curve_measured, curve_points, curve_table, frontier_table,
+                     results_table, robustness, update_readme)
 from .sweep_page import write_sweep_page
 
 
@@ -94,6 +96,11 @@ def write_all(experiments_dir: Path = Path("experiments"), reports_dir: Path = P
         written.append(write_sweep_page(library.summary(study), out_dir / "sweeps"))
     if "frontier" in facts:
         blocks["frontier"] = frontier_table(library.experiments, facts, reports_dir)
+    curve = curve_measured(library.experiments, {m.exp.name: m for m in measured})
+    if any(m.exp.name != "step3" for m in curve):
+        plot_budget_curve(curve_points(curve), PUBLIC_ANCHORS, out_dir / "curve.png")
+        written.append(out_dir / "curve.png")
+        blocks["curve"] = curve_table(curve, facts, reports_dir)
     exports_json = reports_dir / "export" / "exports.json"
     if exports_json.exists():
         exports = read_json(exports_json)

@@ -16,7 +16,7 @@ import torch
 from .. import records
 from ..analysis import model_tables_markdown
 from ..challenge import MAX_PARAMS, TARGET, score, scored
-from ..config import TrainConfig, changed_settings, repo_path
+from ..config import TrainConfig, changed_settings, portable_model, repo_path
 from ..experiment import Experiment
 from ..files import write_text
 from ..model import model_for
@@ -37,7 +37,7 @@ def result_block(measured: Measured, facts: dict[str, str]) -> str:
                      f"{s.stable_from or 'never'} | {'yes' if s.holds else 'no'} | {s.wall_seconds:.0f}s |")
     wall = wall_time(measured.run, len(stats.seeds))
     return "\n".join([
-        f"- Parameters: **{facts['params']}** (budget: fewer than {MAX_PARAMS:,}); multiply-accumulates per image: "
+        f"- Parameters: **{facts['params']}** (budget: {budget_words(measured.exp.budget)}); multiply-accumulates per image: "
         f"{facts['macs']}; epochs: {stats.epochs}.",
         f"- Test accuracy over the last 3 epochs of all seeds: min **{facts['last3_min']}**, "
         f"mean {facts['last3_mean']}, std {facts['last3_std']} (sample std over {3 * len(stats.seeds)} values), "
@@ -85,6 +85,11 @@ def config_table(cfg: TrainConfig) -> str:
     return "| setting | value |\n|---|---|\n" + "\n".join(rows)
 
 
+def budget_words(budget: int) -> str:
+    """The challenge's "fewer than 8,000", or an experiment's own budget ("at most 5,000")."""
+    return f"fewer than {MAX_PARAMS:,}" if budget == MAX_PARAMS - 1 else f"at most {budget:,}"
+
+
 def validation_block(exp: Experiment, reports_dir: Path) -> str:
     """The tuning runs of this experiment (train on 50k, score on the held-out last 10k), if any."""
     rows, summary = [], []
@@ -94,7 +99,8 @@ def validation_block(exp: Experiment, reports_dir: Path) -> str:
             continue
         changed = changed_settings(TrainConfig.from_dict(run.config).to_dict(), exp.train.to_dict(),
                                    ignore=("holdout", "seed"))
-        variant = ", ".join(f"{k}={v}" for k, v in changed.items()) or "as in this file"
+        variant = ", ".join(f"{k}={portable_model(v) if k == 'model' else v}"  # a model file: by its name
+                            for k, v in changed.items()) or "as in this file"
         scores, every = [], []
         for seed in run.seeds:
             record = records.read_metrics(records.seed_path(folder, seed))

@@ -9,11 +9,17 @@ from ..challenge import SCORED_EPOCHS
 from ..config import repo_path
 from ..errors import ConfigError
 from ..experiment import Experiment
+from .facts import Measured
 from ..model import model_for
 from ..model_file import model_label
 
 # The README's frontier table: step 3, then the smaller candidates tested on five seeds.
 FRONTIER_TABLE = ("step3", "skeleton", "ladder", "frontier")
+# The budget curve (issue 20): the best configuration found under each budget, on 20 test seeds
+# (chosen on the validation split: reports/record.md lists every candidate); step 3 for reference.
+CURVE = ("curve3k", "record", "curve5k", "curve6k", "curve7k", "step3")
+# Public results at >= 99.4% on each of the last epochs within 15 epochs, each from a single run.
+PUBLIC_ANCHORS = [("3,762 (1 run)", 3762), ("6,260 (1 run)", 6260), ("7,416 (1 run)", 7416)]
 # The best public result known to us (from the project's survey; one run, not reproduced here).
 PUBLIC_BEST = {"params": "about 5,900", "last3": ">= 99.40% (as reported)", "seeds": "1 run, called unstable by its author"}
 
@@ -45,6 +51,39 @@ def frontier_table(experiments: list[Experiment], facts: dict[str, dict[str, str
         lines.append(table_row(exp, reports_dir, [f["params"], f["macs"], f["last3_min"], f["last3_mean"], f["passing"]]))
     lines.append(f"| best public solution | - | {PUBLIC_BEST['params']} | - | {PUBLIC_BEST['last3']} | - | "
                  f"{PUBLIC_BEST['seeds']} | - |")
+    return "\n".join(lines)
+
+
+def curve_measured(experiments: list[Experiment], measured: dict[str, Measured]) -> list[Measured]:
+    """The curve's experiments that have metrics, smallest model first."""
+    return sorted((measured[e.name] for e in experiments if e.name in CURVE and e.name in measured),
+                  key=lambda m: m.stats.params)
+
+
+def curve_points(curve: list[Measured]) -> list[tuple[str, int, int, int, tuple[float, float]]]:
+    return [(model_label(m.exp.train.model), m.stats.params, m.stats.holding, len(m.stats.seeds),
+             m.stats.holding_interval) for m in curve]
+
+
+def curve_table(curve: list[Measured], facts: dict[str, dict[str, str]], reports_dir: Path) -> str:
+    """The curve as a table with the public anchors, and the smallest budget at which 19 of 20 hold."""
+    lines = ["| budget | experiment | model | params | MACs | seeds holding | 95% interval | lowest scored | "
+             "last-3 mean | report |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for m in curve:
+        f = facts[m.exp.name]
+        lines.append(f"| {m.exp.budget:,} " + table_row(m.exp, reports_dir, [
+            f["params"], f["macs"], f"**{f['passing']}**", f["passing_ci"], f["last3_min"], f["last3_mean"]]))
+    for label, params in PUBLIC_ANCHORS:
+        lines.append(f"| - | public result | - | {params:,} | - | 1 run | - | >= 99.40% (as reported) | - | - |")
+    holding = [m for m in curve if m.stats.holding >= 19 and len(m.stats.seeds) == 20]
+    smallest = min(holding, key=lambda m: m.stats.params, default=None)
+    if smallest is None:
+        lines += ["", "**No model on the curve holds on 19 of 20 seeds.**"]
+    else:
+        f = facts[smallest.exp.name]
+        lines += ["", f"**The smallest budget at which a model holds on at least 19 of 20 seeds: "
+                      f"{smallest.exp.budget:,}** (`{model_label(smallest.exp.train.model)}`, {f['params']} "
+                      f"parameters, {f['passing']} seeds)."]
     return "\n".join(lines)
 
 
