@@ -12,8 +12,8 @@ from pathlib import Path
 from .errors import ConfigError
 
 # A TinyNet layout string (model.py): comma-separated cN (3x3 conv block, N channels), cNp (padded),
-# tN (1x1 transition to N channels) and m (2x2 max pool).
-# c16, c16p, c16k5 (a 5x5 kernel), s24 / s24p (depthwise-separable), t10, m: see model.py
+# cNk5 / cNpk5 (5x5 kernel), sN / sNp (depthwise-separable block), tN (1x1 transition to N channels)
+# and m (2x2 max pool).
 LAYOUT_TOKEN = re.compile(r"^(?:c(?P<conv>\d+)(?P<pad>p?)(?:k(?P<kernel>[357]))?"
                           r"|s(?P<sep>\d+)(?P<sep_pad>p?)|t(?P<trans>\d+)|m)$")
 OPTIMIZERS = ("sgd", "adam", "adamw")

@@ -1,4 +1,4 @@
-"""Tiny MNIST CNNs built from three small blocks, and the registry that names them.
+"""Tiny MNIST CNNs built from a few small blocks, and the registry that names them.
 
 A network is written as a short layout string, read left to right:
   c16   3x3 conv block (conv-BN-ReLU-dropout) with 16 output channels, no padding (n -= 2)
@@ -295,8 +295,15 @@ CURVE_5K = "c14k5,m,s24,s28,s32,s32"
 def Model_6(dropout: float = 0.0) -> nn.Module:
     """The record attempt: the best network found with at most 3,700 parameters (reports/record.md).
 
-    Target: the challenge on at least 19 of 20 seeds with at most 3,700 parameters.
-    Result: pending.
+    Target: at least 19 of 20 seeds holding 99.4%, none under 99.35%, with at most 3,700
+    parameters, below the smallest public claim (3,762, one run): two 3x3 blocks, a pool, three
+    depthwise-separable blocks around a second pool, the step-3 recipe with its weight average
+    (the best of the candidates at this size on the validation split, reports/record.md).
+    Result: 3,646 params; last-3-epoch test accuracy min 99.26%, mean 99.367% over 20 seeds;
+    5/20 seeds hold >= 99.4%.
+    Analysis: missed: the mean sits just under the line, so seeds fall on both sides; no
+    overfitting (train below test throughout). The bar of 19 of 20 is first reached at the
+    5,000-parameter point (Model_7).
     """
     return TinyNet(RECORD, dropout)
 

@@ -14,12 +14,12 @@ from ..data import load_mnist, split_for
 from ..errors import ConfigError
 from ..experiment import Experiment, load_experiments
 from ..files import read_json, write_text
+from ..plots import plot_budget_curve
 from ..sweep import Sweep, load_sweep, study_summary
 from .bench_page import write_bench_page
 from .experiment_page import write_experiment_page
 from .export_page import use_block, write_export_page
 from .facts import FactBook, Measured, experiment_facts, load_measured
-from ..plots import plot_budget_curve
 from .readme import (PUBLIC_ANCHORS, bench_summary, curve_measured, curve_points, curve_table, frontier_table,
                      results_table, robustness, update_readme)
 from .sweep_page import write_sweep_page

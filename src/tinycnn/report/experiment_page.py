@@ -37,8 +37,8 @@ def result_block(measured: Measured, facts: dict[str, str]) -> str:
                      f"{s.stable_from or 'never'} | {'yes' if s.holds else 'no'} | {s.wall_seconds:.0f}s |")
     wall = wall_time(measured.run, len(stats.seeds))
     return "\n".join([
-        f"- Parameters: **{facts['params']}** (budget: {budget_words(measured.exp.budget)}); multiply-accumulates per image: "
-        f"{facts['macs']}; epochs: {stats.epochs}.",
+        f"- Parameters: **{facts['params']}** (budget: {budget_words(measured.exp.budget)}); "
+        f"multiply-accumulates per image: {facts['macs']}; epochs: {stats.epochs}.",
         f"- Test accuracy over the last 3 epochs of all seeds: min **{facts['last3_min']}**, "
         f"mean {facts['last3_mean']}, std {facts['last3_std']} (sample std over {3 * len(stats.seeds)} values), "
         f"max {facts['last3_max']}.",

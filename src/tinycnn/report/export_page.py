@@ -31,7 +31,8 @@ def verdict(result: dict) -> str:
     text = (f"**Yes, for all {len(reaching)} models that reach 99.4% in fp32**: each stays at or above it in both "
             f"int8 forms." if not lost else
             f"**Not for every model:** of the {len(reaching)} models that reach 99.4% in fp32, {', '.join(lost)} "
-            f"drop below it in an int8 form (bold): a thin fp32 margin can be lost to quantisation.")
+            f"{'drops' if len(lost) == 1 else 'drop'} below it in an int8 form (bold): a thin fp32 margin can be "
+            f"lost to quantisation.")
     if fp32_below:
         accuracies = ", ".join(f"{m['pytorch_test_accuracy']:.2f}%" for m in fp32_below)
         text += (f" {', '.join(name(m) for m in fp32_below)}: below 99.4% already in fp32 ({accuracies}), so no "
