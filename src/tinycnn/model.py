@@ -333,7 +333,12 @@ CURVE_3K = "c6,c8,t6,m,c8,c10,m,c12"
 def Model_8(dropout: float = 0.0) -> nn.Module:
     """The budget curve's 3,000-parameter point: the best network found under 3,000 (reports/curve3k.md).
 
-    Target: the challenge on at least 19 of 20 seeds with at most 3,000 parameters.
-    Result: pending.
+    Target: at least 19 of 20 seeds holding 99.4% with at most 3,000 parameters (the record
+    search's stretch goal: 15 of 20): the step-3 skeleton narrowed, with Model_4's second pool,
+    and the step-3 recipe with its weight average (chosen on the validation split).
+    Result: 2,974 params; last-3-epoch test accuracy min 99.18%, mean 99.329% over 20 seeds;
+    3/20 seeds hold >= 99.4%.
+    Analysis: missed, stretch goal too: the mean is under the line; no overfitting (train below
+    test throughout). The curve's lower end: a few seeds hold at 3,000, nearly all at 5,000.
     """
     return TinyNet(CURVE_3K, dropout)
