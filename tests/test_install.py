@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT
+from tinycnn.model import MODELS
 
 ORT_FILES = ("ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs")
 ORT_DIST = ROOT / "node_modules" / "onnxruntime-web" / "dist"
@@ -84,5 +85,5 @@ def test_init_check_evaluate_predict_export_and_demo_from_any_folder(installed, 
     assert demo.returncode == 0, demo.stderr
     assert {"ort.bundle.min.js", "ort-wasm-simd-threaded.wasm", "index.html"} <= {p.name for p in (tmp_path / "site").iterdir()}
     models = json.loads((tmp_path / "site" / "models.json").read_text())
-    assert [m["name"] for m in models] == ["Model_1", "Model_2", "Model_3", "Model_4", "Model_5"]
+    assert [m["name"] for m in models] == list(MODELS)  # the wheel carries every registered model's weights
     assert models[2]["accuracy"] > 99.4 and models[2]["report"] is None  # no reports in a wheel: no link
