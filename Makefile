@@ -9,7 +9,7 @@ MODEL  ?= Model_3
 EPOCHS ?= 15
 SEED   ?= 0
 
-.PHONY: setup train test docs demo bench report export-check wheel clean
+.PHONY: setup train test site screenshot demo bench report export-check wheel clean
 
 setup: $(STAMP)
 
@@ -31,8 +31,12 @@ train: $(STAMP)
 test: $(STAMP) $(NODE)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
-# docs/demo.png: the README's picture of the demo page, taken by the browser test itself
-docs: $(STAMP) $(NODE)
+# site/: the documentation (docs/, mkdocs.yml) as a website; --strict fails on a broken link or anchor
+site: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+# docs/demo.png: the docs' picture of the demo page, taken by the browser test itself
+screenshot: $(STAMP) $(NODE)
 	$(BIN)/python -m pytest -q tests/test_demo.py -k screenshot --demo-screenshot docs/demo.png
 
 demo: $(STAMP) $(NODE)
@@ -53,4 +57,4 @@ export-check: $(STAMP)
 	$(BIN)/tinycnn export-check
 
 clean:
-	rm -rf $(VENV) runs build node_modules .pytest_cache
+	rm -rf $(VENV) runs build site node_modules .pytest_cache

@@ -22,14 +22,14 @@ SESSION_CACHE = Path(os.environ.get("TINYCNN_TEST_CACHE") or tempfile.mkdtemp(pr
 os.environ["TINYCNN_TEST_CACHE"] = os.environ["XDG_CACHE_HOME"] = str(SESSION_CACHE)
 os.environ.pop("TINYCNN_DATA", None)
 
-from tinycnn.data import IDX_NAMES, load_mnist, write_idx  # noqa: E402  (after the environment is set)
-from tinycnn.export_check import pasted_digits  # noqa: E402
-from tinycnn.sweep import load_sweep  # noqa: E402
+from tinycnn.evidence.export_check import pasted_digits  # noqa: E402
+from tinycnn.evidence.sweep import load_sweep  # noqa: E402
+from tinycnn.train.data import IDX_NAMES, load_mnist, write_idx  # noqa: E402  (after the environment is set)
 
 
 def pytest_addoption(parser):
     parser.addoption("--demo-screenshot", metavar="PNG", help="where the demo test saves its screenshot "
-                     "(`make docs`: docs/demo.png); by default a temporary folder")
+                     "(`make screenshot`: docs/demo.png); by default a temporary folder")
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +50,20 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
     """Run `python -m tinycnn.cli ...` as a user would; returns the CompletedProcess."""
     return subprocess.run([sys.executable, "-m", "tinycnn.cli", *map(str, args)], cwd=cwd or ROOT,
                           env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+
+
+def call_cli(capsys, *args) -> subprocess.CompletedProcess:
+    """`tinycnn ...` called in this process: what the command prints and returns, without the
+    seconds a new interpreter takes to import torch (run_cli is the real process, for the tests
+    about processes: signals, exit on a kill, a fresh environment)."""
+    from tinycnn.cli.main import main
+
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, captured.out, captured.err)
 
 
 def one_line_error(result, code: int = 2) -> str:

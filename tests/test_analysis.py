@@ -2,13 +2,20 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import run_cli
 from torch import nn
 
-from conftest import run_cli
-from tinycnn.analysis import (count_macs, layer_macs, model_tables_text, receptive_field_facts, receptive_field_table,
-                              summary)
-from tinycnn.receptive_field import NotTraceableError
-from tinycnn.model import MODELS, TinyNet, build_model, count_parameters
+from tinycnn.models.blocks import TinyNet
+from tinycnn.models.model import MODELS, build_model, count_parameters
+from tinycnn.models.receptive_field import NotTraceableError
+from tinycnn.models.tables import (
+    count_macs,
+    layer_macs,
+    model_tables_text,
+    receptive_field_facts,
+    receptive_field_table,
+    summary,
+)
 
 
 @pytest.mark.parametrize("name", list(MODELS))

@@ -1,16 +1,16 @@
-"""The Python API as a notebook uses it: the README's example run as written (shorter), a module
+"""The Python API as a notebook uses it: docs/api.md's example run as written (shorter), a module
 built in Python trained on a copy, run folders through the API, and its errors."""
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
 from PIL import Image
+from test_model_file import doc_block
 from torch import nn
 
-from conftest import ROOT
-from test_model_file import readme_block
 from tinycnn import api, evaluate, export, fit, predict, summary
 from tinycnn.errors import ConfigError
-from tinycnn.model import count_parameters
+from tinycnn.models.model import count_parameters
 
 SHORT = dict(epochs=1, train_subset=6000, test_subset=1000, batch_size=64, ema=0.0, lr=0.05, schedule="none")
 
@@ -28,7 +28,7 @@ class Small(nn.Module):
 
 def test_the_readme_python_example_runs_as_written(mnist, tmp_path, monkeypatch):
     """Executed as written, but for the run's length (epochs=15 becomes one short epoch)."""
-    code = readme_block("Python API", "python")
+    code = doc_block("api.md", "python")
     assert "epochs=15" in code
     monkeypatch.chdir(tmp_path)
     Image.fromarray(mnist.test_images[0]).save("digit.png")
@@ -92,7 +92,8 @@ def test_importing_tinycnn_leaves_matplotlib_alone():
     """A notebook keeps its inline plots: nothing in tinycnn selects a backend or touches pyplot."""
     import subprocess
     import sys
-    code = ("import matplotlib; matplotlib.use('svg'); import tinycnn.api, tinycnn.report, tinycnn.commands; "
+    code = ("import matplotlib; matplotlib.use('svg'); import tinycnn.api, tinycnn.report, tinycnn.cli.training, tinycnn.cli.models, "
+            "tinycnn.cli.shipping, tinycnn.cli.evidence; "
             "import sys; assert matplotlib.get_backend() == 'svg', matplotlib.get_backend(); "
             "assert 'matplotlib.pyplot' not in sys.modules")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0

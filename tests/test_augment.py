@@ -1,7 +1,7 @@
 """Batch augmentation on real digits: shapes kept, identity at zero, background stays black."""
 import torch
 
-from tinycnn.augment import AffineSpec, BatchLoader, affine_transform, random_affine
+from tinycnn.train.augment import AffineSpec, BatchLoader, affine_transform, random_affine
 
 
 def digits(mnist, n=64):

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import torch
 
-from tinycnn.bench import PerImageMNIST, run_bench
+from tinycnn.evidence.bench import PerImageMNIST, run_bench
 from tinycnn.files import write_json
 from tinycnn.report.bench_page import write_bench_page
 
@@ -18,7 +18,7 @@ def test_reference_dataset_augments_one_image_with_a_black_background(mnist):
 
 
 def test_bench_runs_every_part_and_writes_its_report(mnist, tmp_path):
-    result = run_bench(steps=2, repeats=1, log=lambda *_: None)
+    result = run_bench(steps=2, repeats=1, epoch_images=640, log=lambda *_: None)
     assert result["pipeline"]["tinycnn_median"] > 0 and result["pipeline"]["reference_median"] > 0
     assert set(result["breakdown_ms"]) == {"batch + augmentation", "forward", "backward", "optimiser step"}
     assert {(r["batch"], r["threads"]) for r in result["scaling"]} == {(b, t) for b in (64, 128, 256, 512, 1024) for t in (1, 2)}
@@ -31,3 +31,6 @@ def test_bench_runs_every_part_and_writes_its_report(mnist, tmp_path):
     pipeline = result["pipeline"]  # the page quotes the measured medians, not other numbers
     assert f"| **median** | **{pipeline['tinycnn_median']:.0f}** | **{pipeline['reference_median']:.0f}** |" in text
     assert (tmp_path / "bench.png").stat().st_size > 10_000
+    epoch = result["real_epoch"]  # an epoch as `tinycnn train` runs it: ten steps of 64, then 10,000 evaluated
+    assert epoch["steps"] == 10 and epoch["eval_images"] == 10_000 and epoch["seconds"] > 0
+    assert f"640 training images in 10 steps, then the 10,000 evaluation images: **{epoch['seconds']:.1f} s**" in text

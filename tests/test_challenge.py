@@ -1,8 +1,16 @@
 """The challenge's rule and its statistics, on histories made up for the purpose."""
 import pytest
 
-from tinycnn.challenge import (ExperimentStats, experiment_stats, holds, score, scored, stable_from, wilson_interval,
-                               within_budget)
+from tinycnn.evidence.challenge import (
+    ExperimentStats,
+    experiment_stats,
+    holds,
+    score,
+    scored,
+    stable_from,
+    wilson_interval,
+    within_budget,
+)
 
 
 def history(*accuracies: float) -> list[dict]:

@@ -3,14 +3,14 @@ import json
 import re
 
 import torch
-
 from conftest import TINY, run_cli
-from tinycnn import records
-from tinycnn.data import split_for
-from tinycnn.engine import evaluate, make_loaders
-from tinycnn.config import TrainConfig
-from tinycnn.model import build_model, count_parameters
-from tinycnn.weights import load_weights
+
+from tinycnn.evidence import records
+from tinycnn.models.model import build_model, count_parameters
+from tinycnn.ship.weights import load_weights
+from tinycnn.train.config import TrainConfig
+from tinycnn.train.data import split_for
+from tinycnn.train.engine import evaluate, make_loaders
 
 
 def test_help_answers_and_lists_every_command():
@@ -68,7 +68,7 @@ def test_run_trains_seeds_and_prints_their_scores(tmp_path):
 
 
 def test_a_report_run_ships_its_first_seed_even_when_its_page_must_wait(tmp_path):
-    """`tinycnn run` into reports/<name>/ writes models/<name>.safetensors from the first seed; a page
+    """`tinycnn run` into reports/<name>/ writes weights/<name>.safetensors from the first seed; a page
     whose text quotes an experiment without metrics yet is written later by `tinycnn report`."""
     (tmp_path / "experiments").mkdir()
     (tmp_path / "experiments" / "tiny.toml").write_text(
@@ -77,5 +77,5 @@ def test_a_report_run_ships_its_first_seed_even_when_its_page_must_wait(tmp_path
     result = run_cli("run", "experiments/tiny.toml", "--workers", "1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "report not written yet" in result.stdout and "no fact {elsewhere_params}" in result.stdout
-    shipped = tmp_path / "models" / "tiny.safetensors"
+    shipped = tmp_path / "weights" / "tiny.safetensors"
     assert shipped.read_bytes() == (tmp_path / "reports" / "tiny" / "seed0" / "model.safetensors").read_bytes()

@@ -1,8 +1,9 @@
 """Configuration is data: unknown keys, wrong types, NaN and out-of-range values are errors."""
 import pytest
 
-from tinycnn.config import TrainConfig, check_layout
 from tinycnn.errors import ConfigError
+from tinycnn.models.names import check_layout
+from tinycnn.train.config import TrainConfig
 
 
 def test_defaults_are_valid_and_round_trip():

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import SESSION_CACHE, TINY, one_line_error, run_cli
-from tinycnn import data as D
-from tinycnn.data import DataError, find_mnist, load_mnist, read_idx, write_idx
+
+from tinycnn.train import data as D
+from tinycnn.train.data import DataError, find_mnist, load_mnist, read_idx, write_idx
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
 

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT, preprocessing_pictures
 from PIL import Image
 
-from conftest import ROOT, preprocessing_pictures
-from tinycnn.analysis import receptive_field_table, trace_leaf_calls
-from tinycnn.inference import probabilities
-from tinycnn.model import MODELS, count_parameters
-from tinycnn.preprocess import preprocess_rgba
-from tinycnn.weights import load_model
+from tinycnn.models.model import MODELS, count_parameters
+from tinycnn.models.tables import receptive_field_table, trace_leaf_calls
+from tinycnn.ship.inference import probabilities
+from tinycnn.ship.preprocess import preprocess_rgba
+from tinycnn.ship.weights import load_model
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
@@ -158,7 +158,7 @@ def test_the_pages_preprocessing_equals_pythons(page, mnist):
 
 
 def test_screenshot_for_the_readme(page, request, tmp_path):
-    """The README's picture of the page: a digit, its maps and one field. `make docs` runs this test
+    """The docs' picture of the page: a digit, its maps and one field. `make screenshot` runs this test
     with --demo-screenshot docs/demo.png; otherwise the picture goes to tmp_path (a test never writes
     into the checkout)."""
     draw(page, [[(0.3, 0.25), (0.7, 0.25), (0.4, 0.5), (0.7, 0.7), (0.35, 0.85)]])  # a three-ish stroke

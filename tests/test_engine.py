@@ -7,15 +7,16 @@ import sys
 
 import pytest
 import torch
-
 from conftest import ROOT, TINY, without_time
-from tinycnn import PINNED_KERNELS, records
-from tinycnn.config import TrainConfig
-from tinycnn.engine import Events, WeightAverage, fit
+
+from tinycnn import PINNED_KERNELS
 from tinycnn.errors import Diverged
-from tinycnn.experiment import load_experiment
+from tinycnn.evidence import records
+from tinycnn.evidence.experiment import load_experiment
 from tinycnn.machine import cpu_flags, machine_description
-from tinycnn.model import build_model
+from tinycnn.models.model import build_model
+from tinycnn.train.config import TrainConfig
+from tinycnn.train.engine import Events, WeightAverage, fit
 
 
 def test_same_seed_gives_identical_metrics(mnist):

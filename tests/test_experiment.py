@@ -2,15 +2,26 @@
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, TINY, one_line_error, run_cli, without_time
-from tinycnn import records
-from tinycnn.config import TrainConfig
-from tinycnn.engine import fit
+
 from tinycnn.errors import ConfigError
-from tinycnn.experiment import (EpochDone, Experiment, RunEvents, StepsDone, default_folder, load_experiment,
-                                load_experiments, run_config, run_experiment, settings_label, steps_to_train)
+from tinycnn.evidence import records
+from tinycnn.evidence.experiment import (
+    EpochDone,
+    Experiment,
+    RunEvents,
+    StepsDone,
+    default_folder,
+    load_experiment,
+    load_experiments,
+    run_config,
+    run_experiment,
+    settings_label,
+    steps_to_train,
+)
 from tinycnn.report.experiment_page import validation_block
+from tinycnn.train.config import TrainConfig
+from tinycnn.train.engine import fit
 
 TINY_EXPERIMENT = """title = "Tiny: a test experiment"
 target = "x"

@@ -13,17 +13,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import one_line_error, run_cli
 from onnxruntime.quantization import QuantFormat, quantize_static
 from torch import nn
 
-from conftest import one_line_error, run_cli
 from tinycnn.errors import ConfigError
-from tinycnn.exporter import (INT16_MAX, Calibration, calibration_images, export, int16_pair_bound, onnx_bytes,
-                            onnx_logits)
-from tinycnn.export_c import compile_and_run, plan, source
-from tinycnn.model import TinyNet
 from tinycnn.machine import int8_kernels
-from tinycnn.weights import Weights, load_model
+from tinycnn.models.blocks import TinyNet
+from tinycnn.ship.c import compile_and_run, plan, source
+from tinycnn.ship.onnx import (
+    INT16_MAX,
+    Calibration,
+    calibration_images,
+    export,
+    int16_pair_bound,
+    onnx_bytes,
+    onnx_logits,
+)
+from tinycnn.ship.weights import Weights, load_model
 
 
 @pytest.fixture(scope="module")

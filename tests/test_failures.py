@@ -7,17 +7,16 @@ import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT, TINY, TINY_SWEEP, call_cli, one_line_error, run_cli, sweep_file, trials, without_time
 from safetensors.torch import load_file
 
-from conftest import ROOT, TINY, TINY_SWEEP, one_line_error, run_cli, sweep_file, trials, without_time
-from tinycnn import records
-from tinycnn.config import TrainConfig
-from tinycnn.engine import fit
+from tinycnn.evidence import records
+from tinycnn.train.config import TrainConfig
+from tinycnn.train.engine import fit
 
 SMALL = ["--epochs", "5", "--train-subset", "3000", "--test-subset", "1000", "--batch-size", "64",
          "--ema", "0.99", "--dropout", "0.1"]  # exercises weights, average, optimiser, schedule and every RNG
@@ -27,8 +26,12 @@ SMALL = ["--epochs", "5", "--train-subset", "3000", "--test-subset", "1000", "--
 
 
 def start_cli(*args, **kwargs) -> subprocess.Popen:
+    """The command as a terminal starts it. A pytest-xdist worker ignores SIGINT, and an ignored
+    signal stays ignored in its children: Python then installs no KeyboardInterrupt handler, and
+    Ctrl-C would do nothing. A shell leaves SIGINT at its default, so the child gets that back."""
     return subprocess.Popen([sys.executable, "-m", "tinycnn.cli", *map(str, args)], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)
 
 
 def wait_for(condition, what: str, process: subprocess.Popen | None = None, seconds: float = 300) -> None:
@@ -229,9 +232,14 @@ def test_asking_for_a_gpu_that_is_not_there_is_one_line_and_leaves_no_folder(tmp
     assert list(tmp_path.iterdir()) == []
 
 
-def test_bad_command_lines_exit_2_with_one_line_naming_the_option():
-    with ThreadPoolExecutor(4) as pool:  # most answer before torch is imported; the rest overlap
-        results = list(pool.map(lambda case: run_cli(*case[0]), BAD))
-    for (args, named), result in zip(BAD, results):
-        line = one_line_error(result, code=2)
+def test_bad_command_lines_exit_2_with_one_line_naming_the_option(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the experiment files named relative to the checkout, as a user there
+    for args, named in BAD:
+        line = one_line_error(call_cli(capsys, *args), code=2)
         assert named in line, (args, line)
+
+
+def test_a_bad_command_line_is_one_line_from_the_real_command_too():
+    """The same through a new process: before torch is imported (an option's range) and after."""
+    for args, named in (BAD[0], (["summary", "Model_9"], "Model_9")):
+        assert named in one_line_error(run_cli(*args), code=2)

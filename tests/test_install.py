@@ -12,10 +12,10 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 from PIL import Image
 
-from conftest import ROOT
-from tinycnn.model import MODELS
+from tinycnn.models.model import MODELS
 
 ORT_FILES = ("ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs")
 ORT_DIST = ROOT / "node_modules" / "onnxruntime-web" / "dist"
@@ -61,7 +61,7 @@ def tinycnn(bin_dir: Path, *args, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_the_installed_package_is_the_one_that_runs(installed, tmp_path):
-    code = "import tinycnn.weights as w; print(w.__file__, w.SHIPPED_DIR)"
+    code = "import tinycnn.ship.weights as w; print(w.__file__, w.SHIPPED_DIR)"
     where = subprocess.run([installed / "python", "-c", code], cwd=tmp_path, capture_output=True, text=True,
                            check=True).stdout.split()
     assert all(str(installed.parent) in path for path in where), where  # not the checkout's src/

@@ -1,9 +1,10 @@
 """Registered models: each builds, fits the budget, and the registry refuses silent overwrites."""
 import pytest
 import torch
-
 from conftest import one_line_error, run_cli
-from tinycnn.model import MODELS, TinyNet, build_model, count_parameters, register
+
+from tinycnn.models.blocks import TinyNet
+from tinycnn.models.model import MODELS, build_model, count_parameters, register
 
 
 @pytest.mark.parametrize("name", list(MODELS))

@@ -12,16 +12,17 @@ import urllib.request
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
-
 from conftest import ROOT, one_line_error, run_cli, trials
+from PIL import Image
 from test_analysis import Concat, Residual
-from tinycnn import records
-from tinycnn.analysis import count_macs, receptive_field_table
-from tinycnn.config import TrainConfig
-from tinycnn.model import count_parameters, model_for
-from tinycnn.model_file import absolute, load_model_file
-from tinycnn.weights import load_weights
+
+from tinycnn.evidence import records
+from tinycnn.models.model import count_parameters
+from tinycnn.models.spec import ModelSpec
+from tinycnn.models.tables import count_macs, receptive_field_table
+from tinycnn.models.user_file import absolute, load_model_file
+from tinycnn.ship.weights import load_weights
+from tinycnn.train.config import TrainConfig
 
 # As students write it (examples/course/model.py: ReLU before BatchNorm, dropout, AvgPool2d as
 # GAP, a 1x1 head, view and log_softmax, the notebook's imports), plus bad models for the specs.
@@ -222,7 +223,7 @@ def test_an_experiment_naming_a_model_file_runs_its_seeds_and_writes_its_report(
     page = (course / "reports" / "mine.md").read_text()
     assert "Hold 99.4% with 7,422 parameters." in page and "0/2 seeds hold." in page and "model.py:Model6" in page
     assert {p.name for p in (course / "reports" / "mine").glob("*.png")} == {"curves.png", "misclassified.png", "seeds.png"}
-    assert (course / "models" / "mine.safetensors").is_file()  # the first seed's weights, shipped beside reports/
+    assert (course / "weights" / "mine.safetensors").is_file()  # the first seed's weights, shipped beside reports/
 
 
 def test_an_experiment_refuses_a_model_over_its_budget_before_training(course):
@@ -262,24 +263,26 @@ lr = {{float = [0.01, 0.1], log = true}}
     assert "| 7,422 | `model.py:Model6` |" in (course / "out" / "mine_sweep.md").read_text()
 
 
-def readme_block(heading: str, language: str) -> str:
-    """The first ```language block under the README's `## heading`."""
-    section = (ROOT / "README.md").read_text().split(f"## {heading}\n")[1].split("\n## ")[0]
+def doc_block(page: str, language: str, heading: str | None = None) -> str:
+    """The first ```language block of a docs/ page, or of its `## heading` section."""
+    section = (ROOT / "docs" / page).read_text()
+    if heading:
+        section = section.split(f"## {heading}\n")[1].split("\n## ")[0]
     return section.split(f"```{language}\n")[1].split("```")[0]
 
 
 def test_the_readme_commands_for_your_own_model_work_as_written(mnist, tmp_path):
-    """The README's "Your own model" commands, each as written, in a copy of examples/course (without
+    """docs/use.md's "Your own model" commands, each as written, in a copy of examples/course (without
     its results). Only the lengths shrink: `train` gets one epoch on 6,000 images, and the copied
     experiment file two seeds of one epoch; `demo` is stopped once it serves."""
     project = tmp_path / "course"
-    shutil.copytree(ROOT / "examples" / "course", project, ignore=shutil.ignore_patterns("reports", "models", "runs"))
+    shutil.copytree(ROOT / "examples" / "course", project, ignore=shutil.ignore_patterns("reports", "weights", "runs"))
     experiment = project / "experiments" / "own_recipe.toml"
     experiment.write_text(experiment.read_text().replace("seeds = [0, 1, 2, 3, 4]", "seeds = [0, 1]")
                           .replace("epochs = 15", "epochs = 1").replace("train_subset = 0", "train_subset = 2000")
                           .replace("test_subset = 0", "test_subset = 1000"))
     Image.fromarray(mnist.test_images[0]).save(project / "my_digit.png")
-    commands = [line.split("#")[0].strip() for line in readme_block("Your own model", "bash").splitlines()]
+    commands = [line.split("#")[0].strip() for line in doc_block("use.md", "bash", "Your own model").splitlines()]
     assert commands[0] == "cd examples/course" and all(c.startswith("tinycnn ") for c in commands[1:]), commands
     for command in commands[1:]:
         args = command.split()[1:]
@@ -327,7 +330,7 @@ def test_branching_model_files_are_summarised_trained_and_exported(tmp_path, nam
 def test_dropout_sets_a_model_files_dropout_layers(course, tmp_path):
     """--dropout (every TrainConfig setting works on your model): each nn.Dropout layer gets the rate;
     a model with none is refused in one line, before any run folder exists."""
-    model = model_for(TrainConfig(model=absolute("model.py:Model6", course), dropout=0.0))
+    model = ModelSpec.of(TrainConfig(model=absolute("model.py:Model6", course), dropout=0.0)).build()
     rates = [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)]
     assert rates == [0.0] * 5
     refused = run_cli("train", "--model", "model.py:small", "--dropout", "0.2", "--out", tmp_path / "run", cwd=course)

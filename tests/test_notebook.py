@@ -1,9 +1,8 @@
 """notebooks/quickstart.ipynb runs, headless (nbclient on an ipykernel), on a small subset through its
 parameter cell, so it can never go stale; it is committed without outputs."""
 import nbformat
-from nbclient import NotebookClient
-
 from conftest import ROOT
+from nbclient import NotebookClient
 
 NOTEBOOK = ROOT / "notebooks" / "quickstart.ipynb"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tinycnn.errors import ConfigError
-from tinycnn.parallel import WorkerError, run_tasks
+from tinycnn.evidence.parallel import WorkerError, run_tasks
 
 
 # Tasks run in spawned interpreters, so they are module-level functions.
@@ -72,7 +72,7 @@ def test_terminating_the_parent_terminates_its_workers(tmp_path):
     """`kill PID` of a parent running tasks leaves no worker behind."""
     pid_files = [tmp_path / f"pid{i}" for i in range(2)]
     code = ("import sys; sys.path.insert(0, %r); from test_parallel import sleep_forever; "
-            "from tinycnn.parallel import run_tasks; run_tasks(sleep_forever, [(p,) for p in %r], workers=2)"
+            "from tinycnn.evidence.parallel import run_tasks; run_tasks(sleep_forever, [(p,) for p in %r], workers=2)"
             % (str(Path(__file__).parent), [str(p) for p in pid_files]))
     parent = subprocess.Popen([sys.executable, "-c", code])
     try:

@@ -13,9 +13,8 @@ from pathlib import Path
 import optuna
 import pytest
 import sqlalchemy
-from optuna.trial import TrialState
-
 from conftest import ROOT, TINY_SWEEP, one_line_error, run_cli
+from optuna.trial import TrialState
 
 URL = os.environ.get("TINYCNN_TEST_POSTGRES_URL")
 pytestmark = pytest.mark.skipif(not URL and not os.environ.get("CI"),
@@ -115,9 +114,8 @@ def test_unreachable_refused_and_foreign_storages_are_one_line_errors(tmp_path, 
 
 
 def test_the_readme_commands_work_as_written(tmp_path, database):
-    """The README's "Searching on several machines" commands, with this test's file and server."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Searching on several machines")[1].split("\n## ")[0]
+    """docs/sweeps.md's "Searching on several machines" commands, with this test's file and server."""
+    section = (ROOT / "docs" / "sweeps.md").read_text().split("## Searching on several machines")[1].split("\n## ")[0]
     commands = [line.split("#")[0].strip() for line in section.splitlines() if line.startswith("tinycnn sweep")]
     assert commands and any("--report" in c for c in commands), commands
     assert "pip install -e '.[postgres]'" in section and 'storage = "postgresql://' in section

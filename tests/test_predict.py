@@ -7,15 +7,15 @@ import subprocess
 
 import numpy as np
 import pytest
+from conftest import one_line_error, preprocessing_pictures, run_cli
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from conftest import one_line_error, preprocessing_pictures, run_cli
-from tinycnn.demo import write_page
-from tinycnn.export_check import pasted_digits
-from tinycnn.inference import probabilities
+from tinycnn.demo.page import write_page
 from tinycnn.errors import DataError
-from tinycnn.preprocess import area_weights, ink, preprocess_file, preprocess_rgba, read_picture
-from tinycnn.weights import load_model
+from tinycnn.evidence.export_check import pasted_digits  # noqa: E402
+from tinycnn.ship.inference import probabilities
+from tinycnn.ship.preprocess import area_weights, ink, preprocess_file, preprocess_rgba, read_picture
+from tinycnn.ship.weights import load_model
 
 
 @pytest.fixture(scope="module")

@@ -1,15 +1,14 @@
 """Your own three steps: `tinycnn init` (the starter), a project trained briefly, `tinycnn report DIR`,
 `tinycnn check` on this repository (it passes), on the fresh project (it fails, and says why) and
-on projects broken on purpose, one rule each; the README's "Do the challenge yourself" as written."""
+on projects broken on purpose, one rule each; docs/challenge-yourself.md as written."""
 import json
 import re
 import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, one_line_error, run_cli
-from test_model_file import readme_block
+from test_model_file import doc_block
 
 SHORTER = {"train_subset = 0": "train_subset = 2000", "test_subset = 0": "test_subset = 1000",
            "seeds = [0, 1, 2]": "seeds = [0, 1]"}
@@ -20,7 +19,7 @@ WRITTEN = {  # a Target with a why and an Analysis with placeholders, for every 
 
 
 def shorten(project, epochs: int, texts: bool = False):
-    """The "edit" step of the README: runs of `epochs` epochs on 2,000 images, two seeds (and, when
+    """The "edit" step of docs/challenge-yourself.md: runs of `epochs` epochs on 2,000 images, two seeds (and, when
     asked, the Target and Analysis written)."""
     for path in (project / "experiments").glob("step*.toml"):
         text = path.read_text()
@@ -39,11 +38,11 @@ def checklist(project, *options) -> tuple[int, dict]:
 
 @pytest.fixture(scope="module")
 def readme_run(tmp_path_factory) -> tuple[Path, dict]:
-    """The README's "Do the challenge yourself" commands, each as written, in a temporary folder;
-    between `init` and the runs, the "edit" the README asks for is this test's: runs of three
+    """docs/challenge-yourself.md's commands, each as written, in a temporary folder;
+    between `init` and the runs, the "edit" the page asks for is this test's: runs of three
     epochs (the challenge scores three) on 2,000 images, two seeds. Returns the project and each
     command's result."""
-    commands = [line.split("#")[0].strip() for line in readme_block("Do the challenge yourself", "bash").splitlines()]
+    commands = [line.split("#")[0].strip() for line in doc_block("challenge-yourself.md", "bash").splitlines()]
     assert commands[0] == "tinycnn init my-challenge" and commands[1] == "cd my-challenge", commands
     tmp = tmp_path_factory.mktemp("readme")
     results = {commands[0]: run_cli(*commands[0].split()[1:], cwd=tmp)}

@@ -4,9 +4,9 @@ import json
 import pytest
 import torch
 
-from tinycnn import records
-from tinycnn.config import TrainConfig
 from tinycnn.errors import DataError
+from tinycnn.evidence import records
+from tinycnn.train.config import TrainConfig
 
 
 def test_a_format_1_record_reads_as_format_2(tmp_path):

@@ -7,23 +7,23 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 from optuna.trial import TrialState
 
-from conftest import ROOT
-from tinycnn.challenge import experiment_stats
-from tinycnn.config import TrainConfig
 from tinycnn.errors import ConfigError
-from tinycnn.experiment import Experiment, load_experiment, load_experiments
-from tinycnn.model import MODELS
-from tinycnn.records import ExperimentRun
+from tinycnn.evidence.challenge import experiment_stats
+from tinycnn.evidence.experiment import Experiment, load_experiment, load_experiments
+from tinycnn.evidence.facts import FactBook, Measured, experiment_facts, load_measured, result_line
+from tinycnn.evidence.records import ExperimentRun
+from tinycnn.evidence.sweep import StudySummary, Sweep, TrialSummary
+from tinycnn.models.model import MODELS
 from tinycnn.report import write_all
 from tinycnn.report.bench_page import end_to_end, isa, processes
 from tinycnn.report.experiment_page import gap_table, result_block, wall_time
 from tinycnn.report.export_page import verdict
-from tinycnn.report.facts import FactBook, Measured, experiment_facts, load_measured, result_line
-from tinycnn.report.readme import curve_table, update_readme
+from tinycnn.report.readme import curve_table, update_pages
 from tinycnn.report.sweep_page import frontier, pruned_when, trial_counts
-from tinycnn.sweep import StudySummary, Sweep, TrialSummary
+from tinycnn.train.config import TrainConfig
 
 STEPS = ["step1", "step2", "step3"]
 BEYOND = ["frontier", "ladder", "curve3k", "record", "curve5k"]  # with a model of their own (skeleton reuses Model_1)
@@ -109,12 +109,16 @@ def test_fact_book_finds_other_experiments_lazily_and_names_unknown_facts():
         book.fill("{frontier2_colour}", "frontier", "t")
 
 
-def test_readme_blocks_are_replaced_between_their_markers(tmp_path):
-    readme = tmp_path / "README.md"
+def test_generated_blocks_are_replaced_between_their_markers_on_every_page(tmp_path):
+    readme, page, other = tmp_path / "README.md", tmp_path / "index.md", tmp_path / "data.md"
     readme.write_text("a\n<!-- results:start -->\nold\n<!-- results:end -->\nb\n")
-    assert update_readme(readme, {"results": "new"}) == "a\n<!-- results:start -->\nnew\n<!-- results:end -->\nb\n"
+    page.write_text("<!-- results:start -->\nolder\n<!-- results:end -->\n<!-- use:start --><!-- use:end -->\n")
+    other.write_text("no blocks here\n")
+    assert update_pages([readme, page, other], {"results": "new", "use": "u"}) == {
+        readme: "a\n<!-- results:start -->\nnew\n<!-- results:end -->\nb\n",
+        page: "<!-- results:start -->\nnew\n<!-- results:end -->\n<!-- use:start -->\nu\n<!-- use:end -->\n"}
     with pytest.raises(ConfigError, match="no <!-- bench:start -->"):
-        update_readme(readme, {"bench": "x"})
+        update_pages([readme, page, other], {"bench": "x"})
 
 
 def test_sweep_page_counts_and_frontier():
@@ -155,7 +159,7 @@ def test_every_report_and_plot_regenerates_byte_for_byte(regenerated):
     files = sorted(p.relative_to(regenerated) for p in regenerated.rglob("*") if p.is_file())
     assert {f"{step}.md" for step in STEPS} <= {str(f) for f in files}
     for name in files:
-        committed = ROOT / ("README.md" if str(name) == "README.md" else Path("reports") / name)
+        committed = ROOT / (name if str(name) == "README.md" or name.parts[0] == "docs" else Path("reports") / name)
         assert committed.exists(), f"{committed} is generated but not committed"
         assert (regenerated / name).read_bytes() == committed.read_bytes(), f"{committed} differs from what the data give"
 

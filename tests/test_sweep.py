@@ -8,13 +8,14 @@ from pathlib import Path
 
 import optuna
 import pytest
-
 from conftest import ROOT, TINY_SWEEP, sweep_file, trials
-from tinycnn.model import model_for
-from tinycnn.model import count_parameters
+
 from tinycnn.errors import ConfigError
+from tinycnn.evidence.sweep import load_sweep, run_sweep, study_summary, trial_config
+from tinycnn.models.model import count_parameters
+from tinycnn.models.spec import ModelSpec
 from tinycnn.report.sweep_page import write_sweep_page
-from tinycnn.sweep import load_sweep, run_sweep, study_summary, trial_config
+
 
 def running_trials(path) -> int:
     """Trials under way; 0 while the child has not yet created the database or the study."""
@@ -46,7 +47,7 @@ def test_models_over_budget_are_rejected_before_training(tmp_path, mnist):
 
 def test_resume_after_an_interrupted_trial(tmp_path, mnist):
     path = sweep_file(tmp_path, epochs=2, subset=4000)
-    code = ("import sys; from tinycnn.sweep import run_sweep; "
+    code = ("import sys; from tinycnn.evidence.sweep import run_sweep; "
             f"run_sweep({str(path)!r}, trials=2, workers=1)")
     child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, start_new_session=True)
     try:
@@ -74,7 +75,7 @@ def test_resume_after_an_interrupted_trial(tmp_path, mnist):
 def test_stopping_a_parallel_sweep_stops_its_workers(tmp_path, mnist):
     """`kill PID` of `tinycnn sweep --workers 2` leaves no worker behind still taking trials."""
     path = sweep_file(tmp_path, epochs=2, subset=4000)
-    code = ("from tinycnn.sweep import run_sweep; "
+    code = ("from tinycnn.evidence.sweep import run_sweep; "
             f"run_sweep({str(path)!r}, trials=6, workers=2)")
     parent = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
     children = []
@@ -130,4 +131,4 @@ def test_committed_sweep_files_are_valid_and_start_under_budget(path):
                 assert lo <= value <= hi, (key, value)
         lowest = {key: (spec.get("choices") or spec.get("int") or spec["float"])[0] for key, spec in sweep.space.items()}
         values = lowest | point  # dimensions a start point leaves open are sampled; any value will do here
-        assert count_parameters(model_for(trial_config(sweep, values))) <= sweep.budget, point
+        assert count_parameters(ModelSpec.of(trial_config(sweep, values)).build()) <= sweep.budget, point

@@ -3,21 +3,22 @@ import json
 
 import pytest
 import torch
+from conftest import ROOT, one_line_error, run_cli
 from safetensors.torch import save_file
 
-from conftest import ROOT, one_line_error, run_cli
-from tinycnn.experiment import load_experiment
-from tinycnn.inference import assess
-from tinycnn.model import MODELS, build_model
-from tinycnn.records import read_metrics, seed_path
-from tinycnn.weights import SHIPPED_DIR, load_weights, resolve, save_weights, shipped_weights
+from tinycnn.evidence.experiment import load_experiment
+from tinycnn.evidence.records import read_metrics, seed_path
+from tinycnn.models.model import MODELS, build_model
+from tinycnn.models.spec import ModelSpec
+from tinycnn.ship.inference import assess
+from tinycnn.ship.weights import SHIPPED_DIR, load_weights, resolve, save_weights, shipped_weights
 
 SHIPPED = sorted(SHIPPED_DIR.glob("*.safetensors"))
 
 
 def test_save_and_load_round_trip(tmp_path):
     model = build_model("Model_4").eval()
-    save_weights(tmp_path / "w.safetensors", model, "Model_4", "", -1.0, 0.13, 0.31, seed=3)
+    save_weights(tmp_path / "w.safetensors", model, ModelSpec("Model_4"), 0.13, 0.31, seed=3)
     loaded = load_weights(tmp_path / "w.safetensors")
     assert loaded.name == "Model_4" and loaded.meta["seed"] == 3 and loaded.meta["mean"] == 0.13
     for a, b in zip(model.state_dict().values(), loaded.model.state_dict().values()):
@@ -60,7 +61,7 @@ def unfit(tmp_path, kind):
     elif kind == "no-metadata":
         save_file({"x": torch.zeros(3)}, path)
     elif kind == "another-model":  # Model_4's tensors, labelled Model_3
-        save_weights(path, build_model("Model_4"), "Model_3", "", -1.0, 0.13, 0.31)
+        save_weights(path, build_model("Model_4"), ModelSpec("Model_3"), 0.13, 0.31)
     return path
 
 

@@ -25,7 +25,7 @@ API = ("fit", "summary", "evaluate", "predict", "export", "Trained", "Summary")
 
 def __getattr__(name: str):
     if name in API:
-        from . import api
+        from tinycnn import api
         return getattr(api, name)
     raise AttributeError(f"module 'tinycnn' has no attribute {name!r}")
 

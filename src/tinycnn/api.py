@@ -21,24 +21,32 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from . import records
-from .analysis import NotTraceableError, count_macs, model_tables_markdown, model_tables_text, receptive_field_table
-from .challenge import scored
-from .config import TrainConfig
-from .console import TrainProgress
-from .data import MNIST, channel_stats, find_mnist, load_mnist
-from .engine import fit as train
-from .errors import ConfigError
-from .exporter import Exported
-from .exporter import export as export_weights
-from .inference import Assessment, assess, probabilities
-from .model import count_parameters, model_from_spec, with_dropout
-from .model_file import absolute, is_model_file
-from .plots import history_figure
-from .preprocess import preprocess_file, preprocess_rgba
-from .receptive_field import RFRow
-from .runner import prepare_folder, train_run
-from .weights import Weights, load_model, load_weights
+from tinycnn.cli.progress import TrainProgress
+from tinycnn.errors import ConfigError
+from tinycnn.evidence import records
+from tinycnn.evidence.challenge import scored
+from tinycnn.evidence.plots import history_figure
+from tinycnn.evidence.runner import prepare_folder, train_run
+from tinycnn.models.model import count_parameters
+from tinycnn.models.names import is_model_file
+from tinycnn.models.receptive_field import RFRow
+from tinycnn.models.spec import ModelSpec, with_dropout
+from tinycnn.models.tables import (
+    NotTraceableError,
+    count_macs,
+    model_tables_markdown,
+    model_tables_text,
+    receptive_field_table,
+)
+from tinycnn.models.user_file import absolute
+from tinycnn.ship.inference import Assessment, assess, probabilities
+from tinycnn.ship.onnx import Exported
+from tinycnn.ship.onnx import export as export_weights
+from tinycnn.ship.preprocess import preprocess_file, preprocess_rgba
+from tinycnn.ship.weights import Weights, load_model, load_weights
+from tinycnn.train.config import TrainConfig
+from tinycnn.train.data import MNIST, channel_stats, find_mnist, load_mnist
+from tinycnn.train.engine import fit as train
 
 
 @dataclass
@@ -92,7 +100,7 @@ def module_of(model) -> nn.Module:
     if isinstance(model, Trained):
         return model.model
     if isinstance(model, str):
-        return model_from_spec(model)
+        return ModelSpec(model).build()
     raise ConfigError(f"expected an nn.Module, a fit result, a registered name or FILE.py:NAME, "
                       f"not {type(model).__name__}")
 

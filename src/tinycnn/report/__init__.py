@@ -10,19 +10,28 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..data import load_mnist, split_for
-from ..errors import ConfigError
-from ..experiment import Experiment, load_experiments
-from ..files import read_json, write_text
-from ..plots import plot_budget_curve
-from ..sweep import Sweep, load_sweep, study_summary
-from .bench_page import write_bench_page
-from .experiment_page import write_experiment_page
-from .export_page import use_block, write_export_page
-from .facts import FactBook, Measured, experiment_facts, load_measured
-from .readme import (PUBLIC_ANCHORS, bench_summary, curve_measured, curve_points, curve_table, frontier_table,
-                     results_table, robustness, update_readme)
-from .sweep_page import write_sweep_page
+from tinycnn.errors import ConfigError
+from tinycnn.evidence.experiment import Experiment, load_experiments
+from tinycnn.evidence.facts import FactBook, Measured, experiment_facts, load_measured
+from tinycnn.evidence.plots import plot_budget_curve
+from tinycnn.evidence.sweep import Sweep, load_sweep, study_summary
+from tinycnn.files import read_json, write_text
+from tinycnn.report.bench_page import write_bench_page
+from tinycnn.report.experiment_page import write_experiment_page
+from tinycnn.report.export_page import use_block, write_export_page
+from tinycnn.report.readme import (
+    PUBLIC_ANCHORS,
+    bench_summary,
+    curve_measured,
+    curve_points,
+    curve_table,
+    frontier_table,
+    results_table,
+    robustness,
+    update_pages,
+)
+from tinycnn.report.sweep_page import write_sweep_page
+from tinycnn.train.data import load_mnist, split_for
 
 
 def studied_sweeps(folder: Path) -> list[Sweep]:
@@ -70,7 +79,7 @@ def write_experiment_report(exp: Experiment, reports_dir: Path = Path("reports")
 
 def write_all(experiments_dir: Path = Path("experiments"), reports_dir: Path = Path("reports"),
               readme: Path = Path("README.md"), data_dir=None, out_dir: Path | None = None) -> list[Path]:
-    """Regenerate every report and the README's blocks from committed data; returns written paths."""
+    """Regenerate every report and the generated blocks (README, docs/) from committed data; returns written paths."""
     out_dir = out_dir or reports_dir
     if not readme.is_file():
         raise ConfigError(f"{readme}: no such README (its generated blocks are rewritten)")
@@ -106,6 +115,9 @@ def write_all(experiments_dir: Path = Path("experiments"), reports_dir: Path = P
         exports = read_json(exports_json)
         written.append(write_export_page(exports, out_dir))
         blocks["use"] = use_block(exports)
-    target = out_dir / readme.name if out_dir != reports_dir else readme
-    written.append(write_text(target, update_readme(readme, blocks)))
+    # The blocks stand in the README and in the pages of the project's docs/ (this repository's site).
+    pages = [readme, *sorted((readme.parent / "docs").glob("*.md"))]
+    for page, text in update_pages(pages, blocks).items():
+        where = page.relative_to(readme.parent)
+        written.append(write_text(out_dir / where if out_dir != reports_dir else page, text))
     return written

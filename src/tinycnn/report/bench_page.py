@@ -4,9 +4,9 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from ..files import write_text
-from ..plots import plot_bench
-from .template import render
+from tinycnn.evidence.plots import plot_bench
+from tinycnn.files import write_text
+from tinycnn.report.template import render
 
 NO_GPU = "none on this machine (no GPU was lent to this task)"
 
@@ -56,6 +56,20 @@ def isa(result: dict) -> str:
                if i.get("pinned_epoch1") else ""))
 
 
+def real_epoch(result: dict) -> str:
+    """A real epoch beside the bare step (bench.json files from before it have none)."""
+    if "real_epoch" not in result:
+        return ""
+    r, p = result["real_epoch"], result["pipeline"]
+    bare_ms = 1000 * result["batch"] / p["tinycnn_median"]
+    return (f"\n## 5. A real epoch, evaluation included\n\n"
+            f"The second epoch of a step-3 `tinycnn train` ({result['model']}), as the engine times it: "
+            f"{r['train_images']:,} training images in {r['steps']:,} steps, then the {r['eval_images']:,} "
+            f"evaluation images: **{r['seconds']:.1f} s**, {r['ms_per_step']:.1f} ms a step. The bare step of "
+            f"section 1 takes {bare_ms:.1f} ms ({r['steps']:,} of them: {bare_ms * r['steps'] / 1000:.1f} s); "
+            f"evaluation, the weight average and the epoch's bookkeeping make up the rest.\n")
+
+
 def end_to_end(result: dict) -> str:
     if "full" not in result:
         return ""
@@ -78,5 +92,5 @@ def write_bench_page(result: dict, out_dir: Path) -> Path:
                   processes=processes(result) + isa(result),
                   evaluation=f"{e['threads_1']:.0f} img/s with 1 thread, {e['threads_2']:.0f} img/s with 2 "
                              f"(batches of 2000, `inference_mode`).",
-                  end_to_end=end_to_end(result))
+                  end_to_end=real_epoch(result) + end_to_end(result))
     return write_text(out_dir / "bench.md", page)

@@ -13,17 +13,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import records
-from ..analysis import model_tables_markdown
-from ..challenge import MAX_PARAMS, TARGET, score, scored
-from ..config import TrainConfig, changed_settings, portable_model, repo_path
-from ..experiment import Experiment
-from ..files import write_text
-from ..model import model_for
-from ..model_file import is_model_file, model_label
-from ..plots import plot_history, plot_misclassified, plot_seed_scores
-from .facts import FactBook, Measured, experiment_facts, pct
-from .template import render
+from tinycnn.evidence import records
+from tinycnn.evidence.challenge import MAX_PARAMS, TARGET, score, scored
+from tinycnn.evidence.experiment import Experiment
+from tinycnn.evidence.facts import FactBook, Measured, experiment_facts, pct
+from tinycnn.evidence.plots import plot_history, plot_misclassified, plot_seed_scores
+from tinycnn.files import write_text
+from tinycnn.models.names import is_model_file, portable_model
+from tinycnn.models.spec import ModelSpec
+from tinycnn.models.tables import model_tables_markdown
+from tinycnn.report.template import render
+from tinycnn.train.config import TrainConfig, changed_settings, repo_path
 
 
 def result_block(measured: Measured, facts: dict[str, str]) -> str:
@@ -81,7 +81,7 @@ def wall_time(run: records.ExperimentRun | None, seeds: int) -> str:
 def config_table(cfg: TrainConfig) -> str:
     skip = {"seed", "device", "test_subset", "train_subset", "holdout"}
     # a model of your own by its file's name: the page reads the same wherever the project lies
-    rows = [f"| {k} | {model_label(v) if k == 'model' else v} |" for k, v in cfg.to_dict().items() if k not in skip]
+    rows = [f"| {k} | {portable_model(v) if k == 'model' else v} |" for k, v in cfg.to_dict().items() if k not in skip]
     return "| setting | value |\n|---|---|\n" + "\n".join(rows)
 
 
@@ -136,7 +136,7 @@ def model_source(spec: str, reports_dir: Path) -> str:
     """Where the model's code is, linked from the page (which lives in reports_dir): tinycnn's
     model.py, or your own file."""
     if not is_model_file(spec):
-        return "[`src/tinycnn/model.py`](../src/tinycnn/model.py)"
+        return "[`src/tinycnn/models/model.py`](../src/tinycnn/models/model.py)"
     relative = Path(os.path.relpath(spec.rsplit(":", 1)[0], Path(reports_dir).resolve()))
     return f"[`{relative.name}`]({relative.as_posix()})"
 
@@ -146,17 +146,17 @@ def write_experiment_page(measured: Measured, book: FactBook, reports_dir: Path,
     """reports/<name>.md and reports/<name>/{curves,misclassified}.png."""
     exp, stats = measured.exp, measured.stats
     facts = experiment_facts(stats)
-    model = model_for(exp.train)
+    model = ModelSpec.of(exp.train).build()
     figures = out_dir / exp.name
     plot_history(stats.histories, figures / "curves.png",
-                 f"{model_label(exp.train.model)}: {len(stats.seeds)} seeds (mean line, min-max band)")
+                 f"{ModelSpec.of(exp.train).label}: {len(stats.seeds)} seeds (mean line, min-max band)")
     plot_seed_scores({s.seed: s.score for s in stats.seeds}, figures / "seeds.png",
-                     f"{model_label(exp.train.model)}: each seed's worst scored epoch ({facts['passing']} hold)")
+                     f"{ModelSpec.of(exp.train).label}: each seed's worst scored epoch ({facts['passing']} hold)")
     first = measured.records[exp.seeds[0]]["misclassified"]
     plot_misclassified(eval_images, first, figures / "misclassified.png",
                        f"seed {exp.seeds[0]}: {len(first)} misclassified test images after the "
                        f"last epoch (true -> predicted; first 40)")
-    page = render("experiment.md", title=exp.title, model=model_label(exp.train.model),
+    page = render("experiment.md", title=exp.title, model=ModelSpec.of(exp.train).label,
                   model_source=model_source(exp.train.model, reports_dir), experiment_file=repo_path(exp.path),
                   name=exp.name, target=book.fill(exp.target, exp.name, exp.path + " target"),
                   result=result_block(measured, facts),

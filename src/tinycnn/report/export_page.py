@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..challenge import TARGET
-from ..export_c import CFLAGS
-from ..files import write_text
-from .template import render
+from tinycnn.evidence.challenge import TARGET
+from tinycnn.files import write_text
+from tinycnn.report.template import render
+from tinycnn.ship.c import CFLAGS
 
 FORMATS = ("onnx", "int8", "c", "c_int8")
 

@@ -1,17 +1,17 @@
-"""The README's generated blocks: <!-- NAME:start --> ... <!-- NAME:end --> replaced from data."""
+"""The generated blocks of the README and the docs/ pages: <!-- NAME:start --> ... <!-- NAME:end -->
+replaced from data."""
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from ..analysis import receptive_field_facts, receptive_field_table
-from ..challenge import SCORED_EPOCHS
-from ..config import repo_path
-from ..errors import ConfigError
-from ..experiment import Experiment
-from ..model import model_for
-from ..model_file import model_label
-from .facts import Measured
+from tinycnn.errors import ConfigError
+from tinycnn.evidence.challenge import SCORED_EPOCHS
+from tinycnn.evidence.experiment import Experiment
+from tinycnn.evidence.facts import Measured
+from tinycnn.models.spec import ModelSpec
+from tinycnn.models.tables import receptive_field_facts, receptive_field_table
+from tinycnn.train.config import repo_path
 
 # The README's frontier table: step 3, then the smaller candidates tested on five seeds.
 FRONTIER_TABLE = ("step3", "skeleton", "ladder", "frontier")
@@ -28,7 +28,7 @@ PUBLIC_BEST = {"params": "about 5,900", "last3": ">= 99.40% (as reported)", "see
 def table_row(exp: Experiment, reports_dir: Path, cells: list[str]) -> str:
     """A README table row: the experiment (linked), its model, `cells`, its report (linked)."""
     report = f"{reports_dir.name}/{exp.name}.md"
-    return " | ".join(["", f"[{exp.title.split(':')[0]}]({repo_path(exp.path)})", f"`{model_label(exp.train.model)}`", *cells,
+    return " | ".join(["", f"[{exp.title.split(':')[0]}]({repo_path(exp.path)})", f"`{ModelSpec.of(exp.train).label}`", *cells,
                        f"[{report}]({report})", ""]).strip()
 
 
@@ -37,7 +37,7 @@ def results_table(experiments: list[Experiment], facts: dict[str, dict[str, str]
              "|---|---|---|---|---|---|---|---|---|---|"]
     for exp in (e for e in experiments if e.name in facts):
         f = facts[exp.name]
-        rf = receptive_field_facts(receptive_field_table(model_for(exp.train))).final_rf
+        rf = receptive_field_facts(receptive_field_table(ModelSpec.of(exp.train).build())).final_rf
         lines.append(table_row(exp, reports_dir, [f["params"], f["macs"], str(rf), f["best_test_max"], f["last3_min"],
                                                   f["last3_mean"], f["passing"]]))
     return "\n".join(lines)
@@ -62,7 +62,7 @@ def curve_measured(experiments: list[Experiment], measured: dict[str, Measured])
 
 
 def curve_points(curve: list[Measured]) -> list[tuple[str, int, int, int, tuple[float, float]]]:
-    return [(model_label(m.exp.train.model), m.stats.params, m.stats.holding, len(m.stats.seeds),
+    return [(ModelSpec.of(m.exp.train).label, m.stats.params, m.stats.holding, len(m.stats.seeds),
              m.stats.holding_interval) for m in curve]
 
 
@@ -83,7 +83,7 @@ def curve_table(curve: list[Measured], facts: dict[str, dict[str, str]], reports
     else:
         f = facts[smallest.exp.name]
         lines += ["", f"**The smallest budget at which a model holds on at least 19 of 20 seeds: "
-                      f"{smallest.exp.budget:,}** (`{model_label(smallest.exp.train.model)}`, {f['params']} "
+                      f"{smallest.exp.budget:,}** (`{ModelSpec.of(smallest.exp.train).label}`, {f['params']} "
                       f"parameters, {f['passing']} seeds)."]
     return "\n".join(lines)
 
@@ -110,13 +110,18 @@ def bench_summary(bench: dict) -> str:
     return " ".join(lines)
 
 
-def update_readme(readme: Path, blocks: dict[str, str]) -> str:
-    """README text with each <!-- NAME:start --> ... <!-- NAME:end --> block replaced."""
-    text = readme.read_text()
+def update_pages(pages: list[Path], blocks: dict[str, str]) -> dict[Path, str]:
+    """The new text of each page that holds a generated block: every <!-- NAME:start --> ...
+    <!-- NAME:end --> replaced, wherever it stands (the README, a docs/ page, or both). A block
+    that no page holds is an error: the figures it carries would be lost."""
+    texts = {page: page.read_text() for page in pages}
+    changed = {}
     for name, content in blocks.items():
         start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
         pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
-        if not pattern.search(text):
-            raise ConfigError(f"{readme}: no {start} ... {end} markers")
-        text = pattern.sub(lambda _: f"{start}\n{content}\n{end}", text)
-    return text
+        holders = [page for page, text in texts.items() if pattern.search(text)]
+        if not holders:
+            raise ConfigError(f"{pages[0]}: no {start} ... {end} markers" + (" (nor in docs/)" if len(pages) > 1 else ""))
+        for page in holders:
+            texts[page] = changed[page] = pattern.sub(lambda _: f"{start}\n{content}\n{end}", texts[page])
+    return {page: text for page, text in texts.items() if page in changed}

@@ -6,13 +6,13 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
-from ..config import repo_path
-from ..files import write_text
-from ..model_file import model_label
-from ..plots import plot_importances, plot_sweep_frontier
-from ..storage import label
-from ..sweep import StudySummary
-from .template import render
+from tinycnn.evidence.plots import plot_importances, plot_sweep_frontier
+from tinycnn.evidence.study import label
+from tinycnn.evidence.sweep import StudySummary
+from tinycnn.files import write_text
+from tinycnn.models.names import portable_model
+from tinycnn.report.template import render
+from tinycnn.train.config import repo_path
 
 
 def trial_counts(summary: StudySummary) -> str:
@@ -38,7 +38,7 @@ def pruned_when(summary: StudySummary) -> str:
 def best_rows(summary: StudySummary, limit: int = 15) -> str:
     rows = ["| trial | score | last 3 epochs | params | layout | settings |", "|---|---|---|---|---|---|"]
     for t in summary.complete[:limit]:
-        settings = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={model_label(v) if k == 'model' else v}"
+        settings = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={portable_model(v) if k == 'model' else v}"
                              for k, v in t.settings.items())
         last = " / ".join(f"{a:.2f}" for a in t.last)
         rows.append(f"| {t.number} | {t.value:.2f}% | {last} | {t.params:,} | `{t.layout}` | {settings} |")

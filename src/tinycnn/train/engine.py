@@ -1,0 +1,287 @@
+"""Training and evaluation as plain functions that return metrics.
+
+`fit` is the whole run: seed, put the data on the device, build model/optimiser/schedule once
+(a `Training`), then `train_one_epoch` + `evaluate` per epoch into a history (list of per-epoch
+dicts). Running sums stay on the device and are read once per epoch (or when progress is
+reported), so a GPU never waits on the host inside the loop. `Events` see the `Training` when it
+starts and after every epoch: the built model, its normalisation, the history, and the whole
+state to resume from (`Training.checkpoint`); `fit(..., resume=state)` continues from it with
+identical results.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tinycnn.errors import ConfigError, Diverged
+from tinycnn.models.spec import ModelSpec
+from tinycnn.train.augment import AffineSpec, BatchLoader
+from tinycnn.train.config import TrainConfig
+from tinycnn.train.data import MNIST, channel_stats, load_mnist, split_for
+
+EVAL_BATCH = 2000        # evaluation has no backward pass, so large batches are cheapest
+PROGRESS_EVERY = 25      # steps between progress reports (each reads a few numbers from the device)
+
+
+class Events:
+    """What `fit` reports while it runs: subclass and override what you need (all no-ops here)."""
+
+    def start(self, training: Training) -> None:
+        """Once, with the model built and the data normalised, before the first (or resumed) epoch."""
+
+    def epoch_start(self, epoch: int, steps: int) -> None:
+        pass
+
+    def step(self, step: int, loss: float, acc: float) -> None:
+        """Every PROGRESS_EVERY steps and at the epoch's end: running mean loss and accuracy (%)."""
+
+    def epoch_end(self, training: Training) -> None:
+        """After each epoch: `training.history[-1]` is its entry; `training.checkpoint()` the state to resume from."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA GPU is available here (use --device auto or cpu)", key="device")
+    return torch.device(name)
+
+
+@dataclass
+class Loaders:
+    train: BatchLoader
+    eval: BatchLoader
+    mean: float
+    std: float
+
+
+def make_loaders(cfg: TrainConfig, data: MNIST, device: torch.device) -> Loaders:
+    """Pick the images (holdout/subsets), compute the normalisation, move everything to device."""
+    train_x, train_y, eval_x, eval_y = split_for(cfg, data)
+    mean, std = channel_stats(train_x)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+
+    def tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+
+    augment = AffineSpec(degrees=cfg.rotate, translate=cfg.translate, scale=cfg.scale)
+    train = BatchLoader(*tensors(train_x, train_y), cfg.batch_size, mean, std, shuffle=True,
+                        augment=augment, generator=generator, channels_last=cfg.channels_last)
+    evaluation = BatchLoader(*tensors(eval_x, eval_y), EVAL_BATCH, mean, std, channels_last=cfg.channels_last)
+    return Loaders(train, evaluation, mean, std)
+
+
+def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    params = model.parameters()
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
+                               nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
+    """A scheduler stepped once per batch (StepLR's step_size is converted from epochs)."""
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
+            pct_start=cfg.pct_start, div_factor=cfg.div_factor, final_div_factor=cfg.final_div_factor,
+            cycle_momentum=cfg.optimizer == "sgd" and cfg.momentum > 0)
+    if cfg.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size * steps_per_epoch,
+                                               gamma=cfg.gamma)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+class WeightAverage:
+    """An exponential moving average of a model's weights, evaluated in place of the raw weights.
+
+    Batch-norm running statistics are averaged with the same decay as the weights: they describe
+    the activations of the recent weights that the average is made of (keeping the raw model's
+    statistics would pair averaged weights with the last batches' statistics). The decay warms up
+    as min(decay, (1 + t) / (10 + t)) after t updates, so the random initial weights are forgotten
+    within the first epoch instead of lingering for 1 / (1 - decay) steps.
+    """
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay, self.updates = decay, 0
+        self.source = averaged_tensors(model)
+        self.average = averaged_tensors(self.model)
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        torch._foreach_lerp_(self.average, self.source, 1 - decay)
+
+
+def averaged_tensors(model: nn.Module) -> list[torch.Tensor]:
+    """Parameters and floating-point buffers (BN means and variances; not the batch counter)."""
+    return [t.detach() for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+
+
+class NonFinite(Exception):
+    def __init__(self, step: int, lr: float):
+        self.step, self.lr = step, lr
+
+
+def train_one_epoch(model: nn.Module, loader: BatchLoader, optimizer: torch.optim.Optimizer, scheduler,
+                    label_smoothing: float = 0.0, events: Events | None = None,
+                    average: WeightAverage | None = None) -> dict:
+    """One pass over the training batches; returns mean loss and accuracy (%).
+
+    Raises NonFinite (step, its learning rate) once a step's loss is not finite. The first such
+    step is tracked on the device and read with the progress, so the loop never waits for it.
+    """
+    model.train()
+    device = loader.images.device
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    first_bad = torch.zeros((), dtype=torch.long, device=device)  # 0: every loss finite so far
+    lrs, seen = [], 0
+    for step, (x, y) in enumerate(loader, 1):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        logits = model(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        if average is not None:
+            average.update()
+        with torch.no_grad():
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
+            first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss), step, first_bad)
+        seen += len(y)
+        if step % PROGRESS_EVERY == 0 or step == len(loader):
+            if bad := first_bad.item():
+                raise NonFinite(bad, lrs[bad - 1])
+            if events is not None:
+                events.step(step, loss_sum.item() / seen, 100.0 * correct.item() / seen)
+    return {"loss": loss_sum.item() / seen, "acc": 100.0 * correct.item() / seen}
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, loader: BatchLoader) -> dict:
+    """Mean loss, accuracy (%) and the predicted label of every image (numpy int64)."""
+    model.eval()
+    device = loader.images.device
+    loss_sum = torch.zeros((), device=device)
+    predictions = []
+    for x, y in loader:
+        logits = model(x)
+        loss_sum += F.cross_entropy(logits, y, reduction="sum")
+        predictions.append(logits.argmax(1))
+    predicted = torch.cat(predictions)
+    correct = (predicted == loader.labels).sum().item()
+    n = len(loader.labels)
+    return {"loss": loss_sum.item() / n, "acc": 100.0 * correct / n, "predicted": predicted.cpu().numpy()}
+
+
+@dataclass
+class Training:
+    """Everything one run trains with, built once by `fit`: what a checkpoint saves and restores."""
+    cfg: TrainConfig
+    device: torch.device
+    loaders: Loaders                  # the images, and their normalisation (loaders.mean, loaders.std)
+    model: nn.Module                  # the trained weights
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    average: WeightAverage | None
+    history: list[dict]
+
+    @property
+    def evaluated(self) -> nn.Module:
+        """The model that is evaluated and shipped: the weight average when cfg.ema > 0."""
+        return self.average.model if self.average else self.model
+
+    def checkpoint(self) -> dict:
+        """The whole state after the last finished epoch, as a plain dict (torch.save-able)."""
+        return {"config": self.cfg.to_dict(), "epoch": len(self.history), "history": self.history,
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "average": self.average.model.state_dict() if self.average else None,
+                "average_updates": self.average.updates if self.average else 0,
+                "rng": {"torch": torch.get_rng_state(), "loader": self.loaders.train.generator.get_state(),
+                        "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []}}
+
+    def restore(self, state: dict) -> None:
+        """Load a checkpoint state (from `checkpoint`) into the training objects."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.average is not None:
+            self.average.model.load_state_dict(state["average"])
+            self.average.updates = state["average_updates"]
+        torch.set_rng_state(state["rng"]["torch"])
+        self.loaders.train.generator.set_state(state["rng"]["loader"])
+        if self.device.type == "cuda" and state["rng"]["cuda"]:
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.history = list(state["history"])
+
+
+def prepare(cfg: TrainConfig, data: MNIST, module: nn.Module | None = None) -> Training:
+    """Seed, put the images on the device, build the model (or take `module`, a model built in
+    Python, from its current weights), optimiser, schedule and average."""
+    device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)  # weights and dropout masks; data order uses its own generator
+    loaders = make_loaders(cfg, data, device)
+    model = (ModelSpec.of(cfg).build() if module is None else module).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(cfg, model)
+    scheduler = make_scheduler(cfg, optimizer, len(loaders.train))
+    average = WeightAverage(model, cfg.ema) if cfg.ema else None
+    return Training(cfg, device, loaders, model, optimizer, scheduler, average, [])
+
+
+@dataclass
+class FitResult:
+    model: nn.Module          # the evaluated model (the weight average when cfg.ema > 0)
+    history: list[dict]
+    predicted: np.ndarray     # final-epoch predictions on the evaluation images
+    labels: np.ndarray        # their true labels
+    mean: float               # the normalisation the model was trained with (its training images')
+    std: float
+
+
+def fit(cfg: TrainConfig, data: MNIST | None = None, events: Events | None = None,
+        resume: dict | None = None, module: nn.Module | None = None) -> FitResult:
+    """Train `cfg.model` (or `module`) for `cfg.epochs` (from a checkpoint state when `resume` is given).
+
+    Raises Diverged, with the history so far, when the training loss stops being finite.
+    """
+    events = events or Events()
+    training = prepare(cfg, data if data is not None else load_mnist(), module)
+    if resume is not None:
+        training.restore(resume)
+    events.start(training)
+    loaders, history = training.loaders, training.history
+    result = evaluate(training.evaluated, loaders.eval) if len(history) == cfg.epochs else None
+    for epoch in range(len(history) + 1, cfg.epochs + 1):
+        events.epoch_start(epoch, len(loaders.train))
+        start = time.perf_counter()
+        lr = training.optimizer.param_groups[0]["lr"]
+        try:
+            train = train_one_epoch(training.model, loaders.train, training.optimizer, training.scheduler,
+                                    cfg.label_smoothing, events, training.average)
+        except NonFinite as bad:
+            raise Diverged(epoch, bad.step, bad.lr, history) from None
+        result = evaluate(training.evaluated, loaders.eval)
+        history.append({"epoch": epoch, "train_loss": train["loss"], "train_acc": train["acc"],
+                        "eval_loss": result["loss"], "eval_acc": result["acc"], "lr": lr,
+                        "seconds": time.perf_counter() - start})
+        events.epoch_end(training)
+    return FitResult(training.evaluated, history, result["predicted"], loaders.eval.labels.cpu().numpy(),
+                     loaders.mean, loaders.std)
