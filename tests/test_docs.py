@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import yaml
-
 from conftest import ROOT
 
 DOCS = ROOT / "docs"

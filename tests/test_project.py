@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, one_line_error, run_cli
+from conftest import ROOT, call_cli, one_line_error, run_cli
 from test_model_file import doc_block
 
 SHORTER = {"train_subset = 0": "train_subset = 2000", "test_subset = 0": "test_subset = 1000",
@@ -172,6 +172,8 @@ def test_a_fresh_project_fails_its_check_where_it_should_and_says_why(readme_run
     assert all(rules[name]["passed"] for name in ("steps", "budget", "epochs", "figures", "rf", "provenance")), rules
 
 
-def test_check_and_report_of_a_folder_that_is_no_project_are_one_line(tmp_path):
-    assert "no experiments/ folder" in one_line_error(run_cli("check", tmp_path))
-    assert "no such project folder" in one_line_error(run_cli("report", tmp_path / "absent"))
+def test_check_and_report_of_a_folder_that_is_no_project_are_one_line(tmp_path, capsys):
+    """A folder without experiments/ is a submission as handed in (test_grading.py): an empty one says so."""
+    assert "an empty folder (nothing handed in)" in one_line_error(call_cli(capsys, "check", tmp_path))
+    assert "no such folder or file" in one_line_error(call_cli(capsys, "check", tmp_path / "absent"))
+    assert "no such project folder" in one_line_error(call_cli(capsys, "report", tmp_path / "absent"))

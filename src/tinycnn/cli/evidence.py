@@ -1,4 +1,4 @@
-"""`tinycnn report`, `bench`, `sweep`, `init` and `check`: pages, timings, searches and projects.
+"""`tinycnn report`, `bench`, `sweep` and `init`: pages, timings, searches and projects.
 
 Each function takes the parsed arguments, calls the library, prints what a user should see and
 returns the exit status; errors propagate to main.py, which turns them into one line.
@@ -6,13 +6,10 @@ returns the exit status; errors propagate to main.py, which turns them into one 
 from __future__ import annotations
 
 import argparse
-import json
-from dataclasses import asdict
 from pathlib import Path
 
 from tinycnn.errors import ConfigError
 from tinycnn.evidence.bench import run_bench
-from tinycnn.evidence.checklist import CheckOptions, check_project
 from tinycnn.evidence.parallel import default_workers
 from tinycnn.evidence.project import init_project
 from tinycnn.evidence.sweep import load_sweep, run_sweep, study_summary
@@ -56,19 +53,3 @@ def sweep(args: argparse.Namespace) -> int:
         print(f"wrote {write_sweep_page(study_summary(sweep), Path(args.out))}")
     return 0
 
-
-def check(args: argparse.Namespace) -> int:
-    options = CheckOptions(args.steps, args.budget, args.max_epochs, args.target)
-    rules = check_project(Path(args.project), options)
-    passed = all(rule.passed for rule in rules)
-    if args.json:
-        print(json.dumps({"project": str(Path(args.project).resolve()), "options": asdict(options), "passed": passed,
-                          "rules": [asdict(rule) for rule in rules]}, indent=1))
-    else:
-        print(f"tinycnn check {args.project}: {options.steps} steps, fewer than {options.budget:,} parameters, at most "
-              f"{options.epochs} epochs, {options.target:.2f}% on each of the last 3 epochs")
-        for rule in rules:
-            print(f"{'PASS' if rule.passed else 'FAIL'}  {rule.name:<10}  {rule.evidence}")
-        failed = sum(not rule.passed for rule in rules)
-        print("all rules pass" if passed else f"{failed} of {len(rules)} rules fail")
-    return 0 if passed else 1

@@ -30,7 +30,7 @@ from tinycnn.train.config import TrainConfig, option_name
 # Which module of this package holds each subcommand (a function named as the command, - as _).
 COMMANDS = {"train": "training", "run": "training", "summary": "models", "evaluate": "models", "predict": "models",
             "export": "shipping", "export-check": "shipping", "demo": "shipping", "report": "evidence",
-            "bench": "evidence", "sweep": "evidence", "init": "evidence", "check": "evidence"}
+            "bench": "evidence", "sweep": "evidence", "init": "evidence", "check": "grading"}
 
 
 def add_config_options(parser: argparse.ArgumentParser, defaults_shown: bool) -> None:
@@ -124,9 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
                                        "Model_3, experiments/step1..3.toml, a README; refuses a non-empty folder")
     init.add_argument("folder", help="the new project's folder (created; it must be empty if it exists)")
 
-    check = sub.add_parser("check", help="check a project against the challenge's rules: one line per rule "
-                                         "with its evidence; exit 0 only when all pass")
-    check.add_argument("project", nargs="?", default=".", help="the project folder (default: this one)")
+    check = sub.add_parser("check", help="check a project, or submissions as handed in, against the challenge's "
+                                         "rules: one line per rule with its evidence; exit 0 only when all pass")
+    check.add_argument("project", nargs="*", help="a tinycnn project, a submission folder or .zip (README, "
+                       "notebooks, model.py); several: one table for the class (default: this folder)")
     check.add_argument("--steps", type=positive_int, default=3, help="number of steps asked (default 3)")
     check.add_argument("--budget", type=positive_int, default=8000, help="parameters must be fewer than this "
                                                                          "(default 8000)")
@@ -134,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--target", type=float, default=99.4, help="test accuracy (%%) each scored epoch must "
                                                                   "reach (default 99.4)")
     check.add_argument("--json", action="store_true", help="the checklist as JSON, for a grader")
+    check.add_argument("--gradescope", metavar="FILE", help="also write Gradescope's autograder results.json")
+    check.add_argument("--table", metavar="PREFIX", help="the class table as PREFIX.md and PREFIX.csv")
+    check.add_argument("--log-pattern", metavar="REGEX", help="a log line's test accuracy, as a group named acc, "
+                       "for a format the defaults miss")
 
     bench = sub.add_parser("bench", help="training/evaluation throughput against a per-image reference "
                                          "pipeline, step breakdown and scaling")

@@ -1,0 +1,66 @@
+"""Someone else's code, run where it can do little harm: a child process, in a copy of the
+submission, with a wall-clock limit, a memory limit, a throwaway HOME and, where the OS allows
+(`unshare --net`, as root or with user namespaces), no network.
+
+What this protects against: a submission that loops, eats memory, writes into the teacher's
+folder or HOME, or downloads. What it does not: code that means harm can still read what the
+teacher's user may read and use the CPU until its time is up; for that, run tinycnn in a container.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+MEMORY = 6 * 2**30  # bytes of address space: torch reserves much more than it touches
+SECONDS = 300
+
+
+@dataclass
+class Ran:
+    ok: bool
+    output: dict | None   # the child's JSON answer
+    error: str            # one line: why it did not answer
+
+
+def network_off() -> list[str]:
+    """The command prefix that runs a child without network, or [] where the OS does not allow it."""
+    unshare = shutil.which("unshare")
+    if unshare and subprocess.run([unshare, "--net", "true"], capture_output=True).returncode == 0:
+        return [unshare, "--net"]
+    return []
+
+
+def limits(memory: int) -> None:  # in the child, before it runs anything
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    os.setsid()
+
+
+def run_isolated(code: str, folder: Path, args: list[str], seconds: float = SECONDS, memory: int = MEMORY) -> Ran:
+    """Run `code` (tinycnn's own, trusted) with `args` in a copy of `folder`; it prints one JSON
+    object last. The student's code runs only inside it, and only on the copy; -I keeps the copy's
+    files from shadowing tinycnn or torch (a student's torch.py) and ignores PYTHON* variables."""
+    with tempfile.TemporaryDirectory(prefix="tinycnn-sandbox-") as tmp:
+        copy = Path(tmp) / "submission"
+        shutil.copytree(folder, copy, symlinks=True, ignore=shutil.ignore_patterns(".git", "__pycache__"))
+        home = Path(tmp) / "home"
+        home.mkdir()
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "MPLBACKEND": "agg",
+               "XDG_CACHE_HOME": os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache")),
+               "PYTHONDONTWRITEBYTECODE": "1"}
+        try:
+            done = subprocess.run([*network_off(), sys.executable, "-I", "-c", code, *args], cwd=copy, env=env,
+                                  capture_output=True, text=True, timeout=seconds, preexec_fn=lambda: limits(memory))
+        except subprocess.TimeoutExpired:
+            return Ran(False, None, f"stopped after {seconds:.0f} s (the time limit)")
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        return Ran(False, None, last)
+    return Ran(True, json.loads(lines[-1]), "")
