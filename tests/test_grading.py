@@ -7,7 +7,18 @@ import zipfile
 
 import pytest
 from conftest import ROOT, call_cli, one_line_error, run_cli
-from grading_fixtures import BIG, FOURTH, LOGS, MODEL_PY, SMALL_FIELD, params_of, unchanged, write_submission
+from grading_fixtures import (
+    BIG,
+    FOURTH,
+    LOGS,
+    MODEL_PY,
+    SMALL_FIELD,
+    log_text,
+    params_of,
+    unchanged,
+    write_runnable,
+    write_submission,
+)
 
 from tinycnn.evidence.grading.logs import read_log
 from tinycnn.evidence.grading.writeup import claims_in, steps_in
@@ -160,3 +171,31 @@ def test_the_readme_for_teachers_runs_as_written(tmp_path):
 def expand(args: list[str], folder) -> list[str]:
     """What a shell passes for `submissions/*`: each match, relative to the folder the command runs in."""
     return [str(p.relative_to(folder)) if "*" in a else a for a in args for p in (sorted(folder.glob(a)) if "*" in a else [a])]
+
+
+def test_rerun_executes_the_final_notebook_as_written_on_forced_seeds(tmp_path, capsys):
+    """Two seeds of a real notebook (two short epochs): each forced over the notebook's own
+    torch.manual_seed(1), so the two logs differ; MNIST is where the notebook looks for it."""
+    folder = write_submission(tmp_path / "eve")
+    write_runnable(folder / "step3.ipynb", log_text(LOGS[3], params_of(MODEL_PY, "Model3")))
+    before = unchanged(folder)
+    code, rules = checked(capsys, folder, "--rerun", "2")
+    rerun = rules["rerun"]
+    assert code == 1 and not rerun["passed"] and "step3.ipynb as written, 2 seeds: 0/2 hold" in rerun["evidence"]
+    runs = rerun["details"]
+    assert [r["seed"] for r in runs] == [0, 1] and all(len(r["test"]) == 2 and not r["error"] for r in runs), runs
+    assert runs[0]["test"] != runs[1]["test"]  # the forced seed won over the notebook's constant
+    assert unchanged(folder) == before  # its data and outputs went to the copy
+
+
+def test_rerun_with_one_recipe_trains_the_final_model_class_on_seeds(tmp_path, capsys):
+    folder = write_submission(tmp_path / "fay")
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text("[train]\nepochs = 3\ntrain_subset = 640\ntest_subset = 500\nema = 0.9\n")
+    code, rules = checked(capsys, folder, "--rerun", "2", "--recipe", recipe)
+    runs = rules["rerun"]["details"]
+    assert "recipe recipe.toml, 2 seeds:" in rules["rerun"]["evidence"]
+    assert [len(r["test"]) for r in runs] == [3, 3] and runs[0]["test"] != runs[1]["test"], runs
+    recipe.write_text('[train]\nmodel = "Model_3"\n')
+    assert "a recipe sets training settings only" in one_line_error(
+        call_cli(capsys, "check", folder, "--rerun", "1", "--recipe", recipe))

@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import ROOT, one_line_error, run_cli, trials
+from conftest import ROOT, call_cli, one_line_error, run_cli, trials
 from PIL import Image
 from test_analysis import Concat, Residual
 
@@ -313,17 +313,20 @@ BRANCHES = ("import torch\nimport torch.nn as nn\nimport torch.nn.functional as 
     ("Residual", "add add                      28     28  1   1  3   5      0"),  # test_analysis: worked by hand
     ("Concat", "cat cat                     26     26  1   1  3   7      1"),
 ])
-def test_branching_model_files_are_summarised_trained_and_exported(tmp_path, name, last_row):
+def test_branching_model_files_are_summarised_trained_and_exported(tmp_path, name, last_row, capsys, monkeypatch):
+    """The commands called in this process (what they print and return; the commands as a new
+    process are test_the_readme_commands_for_your_own_model_work_as_written's)."""
     (tmp_path / "branches.py").write_text(BRANCHES)
-    summary = run_cli("summary", f"branches.py:{name}", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    summary = call_cli(capsys, "summary", f"branches.py:{name}")
     assert summary.returncode == 0, summary.stderr
     assert " ".join(last_row.split()) in [" ".join(line.split()) for line in summary.stdout.splitlines()], summary.stdout
-    trained = run_cli("train", "--model", f"branches.py:{name}", "--epochs", "1", "--train-subset", "2000",
-                      "--out", "run", "--quiet", cwd=tmp_path)
+    trained = call_cli(capsys, "train", "--model", f"branches.py:{name}", "--epochs", "1", "--train-subset", "2000",
+                       "--out", "run", "--quiet")
     assert trained.returncode == 0, trained.stderr
-    exported = run_cli("export", "run", "--format", "onnx", "--out", "onnx", cwd=tmp_path)
+    exported = call_cli(capsys, "export", "run", "--format", "onnx", "--out", "onnx")
     assert exported.returncode == 0 and "10,000 of 10,000 predictions equal" in exported.stdout, exported.stderr
-    refused = run_cli("export", "run", "--format", "c", "--out", "c", cwd=tmp_path)
+    refused = call_cli(capsys, "export", "run", "--format", "c", "--out", "c")
     assert "C export: straight-chain models only" in one_line_error(refused)
 
 

@@ -31,8 +31,9 @@ def shorten(project, epochs: int, texts: bool = False):
         path.write_text(text)
 
 
-def checklist(project, *options) -> tuple[int, dict]:
-    result = run_cli("check", project, "--json", *options)
+def checklist(capsys, project, *options) -> tuple[int, dict]:
+    """`tinycnn check --json`, called in this process (the command as typed: the run-as-written tests)."""
+    result = call_cli(capsys, "check", project, "--json", *options)
     return result.returncode, {rule["name"]: rule for rule in json.loads(result.stdout)["rules"]}
 
 
@@ -80,16 +81,16 @@ def test_init_writes_a_project_in_plain_pytorch_and_never_overwrites(tmp_path):
     assert "not an empty folder" in one_line_error(run_cli("init", project / "model.py"))
 
 
-def test_this_repository_passes_its_own_check():
-    result = run_cli("check", ROOT)
+def test_this_repository_passes_its_own_check(capsys):
+    result = call_cli(capsys, "check", ROOT)
     assert result.returncode == 0, result.stdout
     assert result.stdout.count("PASS") == 8 and "all rules pass" in result.stdout
     assert "step3: 20/20 seeds hold 99.40% on each of epochs 13-15" in result.stdout
 
 
-def test_the_trained_project_passes_where_the_edition_allows(trained):
+def test_the_trained_project_passes_where_the_edition_allows(trained, capsys):
     """With a target a brief run reaches, every rule passes: the rules check what they say."""
-    code, rules = checklist(trained, "--target", "5")
+    code, rules = checklist(capsys, trained, "--target", "5")
     assert code == 0, {n: r["evidence"] for n, r in rules.items() if not r["passed"]}
     assert "| [Step 3](experiments/step3.toml) | `model.py:Model_3` | 6,226 |" in (trained / "README.md").read_text()
 
@@ -105,8 +106,8 @@ def broken(trained, tmp_path, name):
     ("holds", [], "failing: seeds 0, 1"),
     ("steps", ["--steps", "4"], "expected step1, step2, step3, step4"),
 ])
-def test_each_option_of_the_edition_is_a_rule(trained, rule, options, says):
-    code, rules = checklist(trained, "--target", "5", *options) if rule != "holds" else checklist(trained)
+def test_each_option_of_the_edition_is_a_rule(trained, rule, options, says, capsys):
+    code, rules = checklist(capsys, trained, "--target", "5", *options) if rule != "holds" else checklist(capsys, trained)
     assert code == 1 and not rules[rule]["passed"] and says in rules[rule]["evidence"], rules[rule]
 
 
@@ -119,10 +120,10 @@ def test_each_option_of_the_edition_is_a_rule(trained, rule, options, says):
     ("provenance", lambda p: edit(p / "model.py", "import torch.nn as nn", "import torch.nn as nn  # edited"),
      "step1: its metrics were made with"),
 ])
-def test_a_project_broken_on_purpose_fails_that_rule(trained, tmp_path, rule, breaks, says):
+def test_a_project_broken_on_purpose_fails_that_rule(trained, tmp_path, rule, breaks, says, capsys):
     project = broken(trained, tmp_path, rule)
     breaks(project)
-    code, rules = checklist(project, "--target", "5")
+    code, rules = checklist(capsys, project, "--target", "5")
     assert code == 1 and not rules[rule]["passed"] and says in rules[rule]["evidence"], rules[rule]
 
 
@@ -139,10 +140,10 @@ class Model_1(nn.Module):  # redefined: a strided convolution that never sees th
 """
 
 
-def test_a_model_that_cannot_see_the_whole_digit_fails_rf(trained, tmp_path):
+def test_a_model_that_cannot_see_the_whole_digit_fails_rf(trained, tmp_path, capsys):
     project = broken(trained, tmp_path, "rf")
     (project / "model.py").write_text((project / "model.py").read_text() + SMALL_FIELD)
-    code, rules = checklist(project, "--target", "5")
+    code, rules = checklist(capsys, project, "--target", "5")
     assert code == 1 and not rules["rf"]["passed"], rules["rf"]
     assert "Model_1 25 px" in rules["rf"]["evidence"] and "short of the 28-pixel input: Model_1" in rules["rf"]["evidence"]
 
@@ -164,8 +165,8 @@ def test_the_readme_commands_for_your_own_three_steps_work_as_written(readme_run
     assert "| [Step 1](experiments/step1.toml) | `model.py:Model_1` |" in (project / "README.md").read_text()
 
 
-def test_a_fresh_project_fails_its_check_where_it_should_and_says_why(readme_run):
-    code, rules = checklist(readme_run[0])
+def test_a_fresh_project_fails_its_check_where_it_should_and_says_why(readme_run, capsys):
+    code, rules = checklist(capsys, readme_run[0])
     assert code == 1
     assert not rules["texts"]["passed"] and "step1: the Target is not written yet" in rules["texts"]["evidence"]
     assert not rules["holds"]["passed"] and "0/2 seeds hold 99.40% on each of epochs 1-3" in rules["holds"]["evidence"]

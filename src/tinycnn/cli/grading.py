@@ -20,24 +20,33 @@ from tqdm import tqdm
 
 from tinycnn.errors import ConfigError, DataError
 from tinycnn.evidence.checklist import CheckOptions, Rule, check_project
+from tinycnn.evidence.grading.rerun import rerun, rerun_rule
 from tinycnn.evidence.grading.rules import grade
 from tinycnn.evidence.grading.submission import read_submission, unpacked
 from tinycnn.files import write_json, write_text
 
 
-def rules_of(path: Path, options: CheckOptions, log_pattern: str | None) -> tuple[list[Rule], dict]:
+def rules_of(path: Path, options: CheckOptions, args: argparse.Namespace) -> tuple[list[Rule], dict]:
     """The rules for one path (a project, a submission folder or a .zip), and its key figures."""
     if path.is_dir() and (path / "experiments").is_dir():
+        if args.rerun:
+            raise ConfigError(f"{path}: --rerun is for submissions; a tinycnn project's seeds are its experiments' own")
         return check_project(path, options), {"kind": "tinycnn project"}
     if not path.exists():
         raise ConfigError(f"{path}: no such folder or file")
     with tempfile.TemporaryDirectory(prefix="tinycnn-unzip-") as tmp:
-        sub = read_submission(unpacked(path, Path(tmp)), log_pattern)
+        sub = read_submission(unpacked(path, Path(tmp)), args.log_pattern)
         last = sub.steps[-1]
         log = last.notebook.log if last.notebook else None
-        return grade(sub, options), {"kind": "submission", "final_model": last.model,
-                                     "params": last.measured.get("params"),
-                                     "last_3": log.test[-3:] if log else [], "epochs": log.epochs if log else 0}
+        rules = grade(sub, options)
+        figures = {"kind": "submission", "final_model": last.model, "params": last.measured.get("params"),
+                   "last_3": log.test[-3:] if log else [], "epochs": log.epochs if log else 0}
+        if args.rerun:
+            with tqdm(total=args.rerun, desc=f"{path.name}: runs", unit="run", file=sys.stderr, disable=None) as bar:
+                how, runs = rerun(sub, args.rerun, Path(args.recipe) if args.recipe else None, args.rerun_seconds, bar)
+            rules.append(rerun_rule(how, runs, options.target))
+            figures["seeds_holding"] = f"{sum(r.holds(options.target) for r in runs)}/{len(runs)}"
+        return rules, figures
 
 
 def checklist_lines(path: Path, options: CheckOptions, rules: list[Rule]) -> list[str]:
@@ -55,14 +64,17 @@ def gradescope(rules: list[Rule], figures: dict) -> dict:
               "output": rule.evidence, "visibility": "visible"} for rule in rules]
     board = [{"name": "parameters", "value": figures.get("params") or 0, "order": "asc"},
              {"name": "last 3 epochs (min %)", "value": min(figures.get("last_3") or [0])}]
+    if "seeds_holding" in figures:
+        board.append({"name": "seeds holding", "value": figures["seeds_holding"]})
     return {"score": sum(t["score"] for t in tests), "tests": tests, "leaderboard": board}
 
 
 def class_table(rows: list[dict]) -> tuple[str, str]:
     """The class as Markdown and CSV, a row per submission."""
-    header = ["submission", "verdict", "rules passed", "final model", "parameters", "last 3 epochs", "failing rules"]
+    header = ["submission", "verdict", "rules passed", "final model", "parameters", "last 3 epochs", "seeds holding",
+              "failing rules"]
     body = [[r["submission"], r["verdict"], r["passed"], r.get("final_model") or "", r.get("params") or "",
-             " / ".join(f"{a:.2f}" for a in r.get("last_3", [])), r["failing"]] for r in rows]
+             " / ".join(f"{a:.2f}" for a in r.get("last_3", [])), r.get("seeds_holding", ""), r["failing"]] for r in rows]
     markdown = "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
                          + ["| " + " | ".join(str(c).replace("|", "/") for c in row) + " |" for row in body]) + "\n"
     text = io.StringIO()
@@ -74,7 +86,7 @@ def check(args: argparse.Namespace) -> int:
     options = CheckOptions(args.steps, args.budget, args.max_epochs, args.target)
     paths = [Path(p) for p in args.project or ["."]]
     if len(paths) == 1 and not args.table:
-        rules, figures = rules_of(paths[0], options, args.log_pattern)
+        rules, figures = rules_of(paths[0], options, args)
         passed = all(rule.passed for rule in rules)
         if args.gradescope:
             write_json(Path(args.gradescope), gradescope(rules, figures))
@@ -87,7 +99,7 @@ def check(args: argparse.Namespace) -> int:
     rows = []
     for path in tqdm(paths, desc="submissions", unit="submission", file=sys.stderr, disable=None):
         try:
-            rules, figures = rules_of(path, options, args.log_pattern)
+            rules, figures = rules_of(path, options, args)
         except (ConfigError, DataError) as e:  # one broken submission: its row says why
             rows.append({"submission": path.name, "verdict": "ERROR", "passed": "-", "failing": str(e)})
             continue

@@ -102,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="output folder (default: reports/<name>)")
     run.add_argument("--force", action="store_true", help="retrain seeds already in the output folder")
     run.add_argument("--data-dir", help="MNIST folder (see train)")
+    run.add_argument("--cluster", metavar="tcp://HOST:8786", help="train the seeds on this Dask scheduler's workers "
+                     "(default: $TINYCNN_CLUSTER; none: this machine's processes)")
+    run.add_argument("--allow-mixed-kernels", action="store_true", help="with --cluster: accept workers whose CPU "
+                     "kernels differ from this machine's (same distribution, other digits)")
     add_config_options(run, defaults_shown=False)
 
     summary = sub.add_parser("summary", help="parameter, MAC and receptive-field tables of a model "
@@ -139,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--table", metavar="PREFIX", help="the class table as PREFIX.md and PREFIX.csv")
     check.add_argument("--log-pattern", metavar="REGEX", help="a log line's test accuracy, as a group named acc, "
                        "for a format the defaults miss")
+    check.add_argument("--rerun", type=positive_int, metavar="K", help="re-run a submission's final step on seeds "
+                       "0..K-1: its notebook as written, or with --recipe")
+    check.add_argument("--recipe", metavar="FILE.toml", help="with --rerun: train the final model class with these "
+                       "settings instead (one recipe for the class)")
+    check.add_argument("--rerun-seconds", type=positive_int, default=1800, help="wall-clock limit of one run (default 1800)")
 
     bench = sub.add_parser("bench", help="training/evaluation throughput against a per-image reference "
                                          "pipeline, step breakdown and scaling")

@@ -6,6 +6,7 @@ returns the exit status; errors propagate to main.py, which turns them into one 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import datetime
@@ -85,11 +86,14 @@ def run(args: argparse.Namespace) -> int:
     report_folder = None if args.out else default_folder(exp, cfg, args.validate)
     folder = Path(args.out) if args.out else report_folder
     workers = args.workers or default_workers(len(seeds))
-    progress = RunProgress(f"{ModelSpec.of(cfg).label} x {len(seeds)} seeds, {workers} workers", "validation" if cfg.holdout else "test")
-    print(f"data: {find_mnist(args.data_dir)}; results in {folder}", flush=True)
+    cluster = args.cluster or os.environ.get("TINYCNN_CLUSTER")
+    where = f"on the Dask cluster at {cluster}" if cluster else f"{workers} workers"
+    progress = RunProgress(f"{ModelSpec.of(cfg).label} x {len(seeds)} seeds, {where}", "validation" if cfg.holdout else "test")
+    print(f"data: {find_mnist(args.data_dir)}; results in {folder}" + (f"; seeds {where}" if cluster else ""), flush=True)
     start = time.perf_counter()
     try:
-        found = run_experiment(exp, cfg, seeds, folder, workers, args.data_dir, args.force, progress)
+        found = run_experiment(exp, cfg, seeds, folder, workers, args.data_dir, args.force, progress, cluster,
+                               args.allow_mixed_kernels)
     except KeyboardInterrupt:
         progress.close()
         print("interrupted; run the same command again to resume (finished seeds are kept)", file=sys.stderr)

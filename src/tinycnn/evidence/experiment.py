@@ -18,6 +18,7 @@ from pathlib import Path
 from tinycnn.errors import ConfigError, Diverged
 from tinycnn.evidence import records
 from tinycnn.evidence.challenge import MAX_PARAMS
+from tinycnn.evidence.cluster import run_on_cluster
 from tinycnn.evidence.parallel import Messages, run_tasks
 from tinycnn.evidence.runner import prepare_folder, train_run, writable_folder
 from tinycnn.models.model import count_parameters
@@ -199,8 +200,10 @@ def steps_to_train(cfg: TrainConfig, folder: Path, todo: list[int], data: MNIST,
 
 
 def run_experiment(exp: Experiment, cfg: TrainConfig, seeds: list[int], folder: Path, workers: int,
-                   data_dir: str | None = None, force: bool = False, events: RunEvents | None = None) -> dict[int, dict]:
-    """Train every seed not yet finished in `folder`; returns {seed: metrics record} for all seeds."""
+                   data_dir: str | None = None, force: bool = False, events: RunEvents | None = None,
+                   cluster: str | None = None, allow_mixed_kernels: bool = False) -> dict[int, dict]:
+    """Train every seed not yet finished in `folder`, in worker processes here or on the Dask
+    scheduler at `cluster`; returns {seed: metrics record} for all seeds."""
     events = events or RunEvents()
     data = load_mnist(source=find_mnist(data_dir))  # fail fast, and build the cache once, before any worker
     resolve_device(cfg.device)
@@ -210,8 +213,13 @@ def run_experiment(exp: Experiment, cfg: TrainConfig, seeds: list[int], folder: 
     if todo:
         workers = min(workers, len(todo))
         start = time.perf_counter()
-        run_tasks(train_seed, [(cfg.replace(seed=seed), folder, data_dir, force) for seed in todo], workers,
-                  on_message=lambda index, message: events.message(todo[index], message))
+        if cluster:
+            progress = {"steps": StepsDone, "epoch": EpochDone}
+            run_on_cluster(cluster, [cfg.replace(seed=seed) for seed in todo], folder, data_dir,
+                           lambda seed, kind, payload: events.message(seed, progress[kind](payload)), allow_mixed_kernels)
+        else:
+            run_tasks(train_seed, [(cfg.replace(seed=seed), folder, data_dir, force) for seed in todo], workers,
+                      on_message=lambda index, message: events.message(todo[index], message))
         records.write_experiment_run(folder, records.ExperimentRun(
             repo_path(exp.path), seeds, cfg.to_dict(), time.perf_counter() - start, workers, todo))
     return records.read_seeds(folder, seeds)

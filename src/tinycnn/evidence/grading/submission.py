@@ -2,7 +2,8 @@
 and a model.py, no tinycnn files. Read, then graded by the challenge's rules (rules.py).
 
 Each notebook is tied to a step by the step its own markdown names, else by the number in its file
-name (`step2.ipynb`, `Model_3.ipynb`), else by order; each step to a model class by the one its
+name (`step2.ipynb`, `Model_3.ipynb`), else by the model it imports (`Model4` for `# Model 4`),
+else by order; each step to a model class by the one its
 notebook imports (`from model import Model4 as Net`), else by name (`Model_2`, `Model2`), else the
 file's only class.
 """
@@ -30,6 +31,7 @@ class Notebook:
     markdown: str
     log: Log
     imports: list[str]  # names imported from model.py, as written (before any `as`)
+    code: str = ""      # its code cells, one after the other
 
 
 @dataclass
@@ -62,7 +64,7 @@ def read_notebook(path: Path, log_pattern: str | None) -> Notebook:
             outputs.append(output.get("text") or output.get("data", {}).get("text/plain", ""))
     imports = [name.split(" as ")[0].strip() for match in IMPORTED.finditer(code)
                for name in match[1].replace("\n", " ").split(",") if name.strip()]
-    return Notebook(path, markdown, read_log("\n".join(map(str, outputs)), log_pattern), imports)
+    return Notebook(path, markdown, read_log("\n".join(map(str, outputs)), log_pattern), imports, code)
 
 
 def unpacked(path: Path, into: Path) -> Path:
@@ -89,9 +91,11 @@ def tie_notebooks(steps: list[Step], notebooks: list[Notebook]) -> dict[int, Not
     """{index of a step: its notebook}."""
     tied: dict[int, Notebook] = {}
     for notebook in notebooks:
-        named = {s.number for s in steps_in(notebook.markdown, notebook.path.name)}
+        named = {s.number for s in steps_in(notebook.markdown, notebook.path.name)} or \
+            {file_number(notebook.path)} - {None} or \
+            {int(m[1]) for name in notebook.imports if (m := re.fullmatch(r"model_?0*(\d+)", name, re.I))}
         for i, step in enumerate(steps):
-            if i not in tied and (step.number in named or (not named and step.number == file_number(notebook.path))):
+            if i not in tied and step.number in named:
                 tied[i] = notebook
                 break
     if not tied and len(notebooks) == len(steps):
