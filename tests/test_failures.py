@@ -50,16 +50,16 @@ def epochs_done(folder: Path) -> int:
 
 
 # ---------------------------------------------------------------------------- divergence
-def test_a_diverging_run_stops_at_once_and_keeps_its_history(tmp_path):
+def test_a_diverging_run_stops_at_once_and_keeps_its_history(tmp_path, capsys):
     out = tmp_path / "run"
-    line = one_line_error(run_cli("train", "--lr", "1e6", "--epochs", "2", "--train-subset", "2000", "--out", out), 3)
+    line = one_line_error(call_cli(capsys, "train", "--lr", "1e6", "--epochs", "2", "--train-subset", "2000", "--out", out), 3)
     assert "diverged at epoch 1, step" in line and "lower the learning rate (--lr)" in line
     metrics = records.read_metrics(out / records.METRICS)
     assert f"learning rate {metrics['diverged']['lr']:.3g}" in line
     assert 1e5 <= metrics["diverged"]["lr"] <= 1e6  # one-cycle warms up from lr / 10
     assert metrics["status"] == "diverged" and metrics["history"] == [] and metrics["diverged"]["epoch"] == 1
     # a later divergence keeps the epochs before it: a step schedule multiplies the rate by 1e6 after epoch 1
-    later = run_cli("train", "--lr", "0.05", "--schedule", "step", "--step-size", "1", "--gamma", "1e6",
+    later = call_cli(capsys, "train", "--lr", "0.05", "--schedule", "step", "--step-size", "1", "--gamma", "1e6",
                     "--epochs", "3", "--train-subset", "2000", "--test-subset", "500", "--out", tmp_path / "later")
     assert "diverged at epoch 2" in one_line_error(later, 3)
     assert [r["epoch"] for r in records.read_metrics(tmp_path / "later" / records.METRICS)["history"]] == [1]
@@ -147,43 +147,43 @@ def test_an_interrupted_experiment_skips_finished_seeds_and_resumes_the_others(t
 
 
 # ---------------------------------------------------------------------------- folders and files
-def test_an_occupied_output_folder_needs_force(tmp_path):
+def test_an_occupied_output_folder_needs_force(tmp_path, capsys):
     out = tmp_path / "run"
     tiny = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
-    assert run_cli("train", *tiny, "--out", out).returncode == 0
-    line = one_line_error(run_cli("train", *tiny, "--out", out))
+    assert call_cli(capsys, "train", *tiny, "--out", out).returncode == 0
+    line = one_line_error(call_cli(capsys, "train", *tiny, "--out", out))
     assert "already holds a run" in line and "--force" in line
-    assert run_cli("train", *tiny, "--out", out, "--force").returncode == 0
+    assert call_cli(capsys, "train", *tiny, "--out", out, "--force").returncode == 0
 
 
-def test_an_unwritable_output_folder_is_an_error_before_training(tmp_path):
+def test_an_unwritable_output_folder_is_an_error_before_training(tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    result = run_cli("train", "--out", blocker / "run")
+    result = call_cli(capsys, "train", "--out", blocker / "run")
     assert "cannot write to the output folder" in one_line_error(result) and "epoch" not in result.stdout
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage"])
-def test_a_damaged_checkpoint_is_refused(tmp_path, damage):
+def test_a_damaged_checkpoint_is_refused(tmp_path, damage, capsys):
     out = tmp_path / "run"
-    assert run_cli("train", *[f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()], "--epochs", "2",
+    assert call_cli(capsys, "train", *[f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()], "--epochs", "2",
                    "--out", out).returncode == 0
     (out / records.METRICS).write_text(json.dumps({**json.loads((out / records.METRICS).read_text()),
                                                    "status": "running"}))  # as if stopped after an epoch
     blob = (out / records.CHECKPOINT).read_bytes()
     (out / records.CHECKPOINT).write_bytes(blob[: len(blob) // 3] if damage == "truncated" else os.urandom(len(blob)))
-    assert "damaged or not a tinycnn checkpoint" in one_line_error(run_cli("train", "--resume", out), code=1)
+    assert "damaged or not a tinycnn checkpoint" in one_line_error(call_cli(capsys, "train", "--resume", out), code=1)
 
 
-def test_a_sweep_database_that_is_not_one_or_holds_another_sweep_is_refused(tmp_path):
+def test_a_sweep_database_that_is_not_one_or_holds_another_sweep_is_refused(tmp_path, capsys):
     path = sweep_file(tmp_path)
     db = tmp_path / "tiny.db"
     db.write_bytes(b"garbage" * 1000)
-    assert "file is not a database" in one_line_error(run_cli("sweep", path, "--trials", "1"), code=1)
+    assert "file is not a database" in one_line_error(call_cli(capsys, "sweep", path, "--trials", "1"), code=1)
     db.unlink()
-    assert run_cli("sweep", path, "--trials", "1").returncode == 0
+    assert call_cli(capsys, "sweep", path, "--trials", "1").returncode == 0
     path.write_text(path.read_text().replace("budget = 8000", "budget = 7000"))
-    line = one_line_error(run_cli("sweep", path, "--trials", "2"), code=1)
+    line = one_line_error(call_cli(capsys, "sweep", path, "--trials", "2"), code=1)
     assert "made from another sweep file (budget differ)" in line
 
 
@@ -226,9 +226,10 @@ BAD = [  # (arguments, what the one line must name)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has the GPU asked for")
-def test_asking_for_a_gpu_that_is_not_there_is_one_line_and_leaves_no_folder(tmp_path):
+def test_asking_for_a_gpu_that_is_not_there_is_one_line_and_leaves_no_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
     for command in (["train", "--out", tmp_path / "run"], ["run", "experiments/step1.toml", "--out", tmp_path / "exp"]):
-        assert "--device cuda: no CUDA GPU" in one_line_error(run_cli(*command, "--device", "cuda"), code=2)
+        assert "--device cuda: no CUDA GPU" in one_line_error(call_cli(capsys, *command, "--device", "cuda"), code=2)
     assert list(tmp_path.iterdir()) == []
 
 

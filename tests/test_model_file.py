@@ -127,21 +127,23 @@ def trained(tmp_path_factory):
     return folder
 
 
-def test_a_trained_model_file_is_evaluated_predicted_and_exported_from_any_folder(trained, mnist, tmp_path):
+def test_a_trained_model_file_is_evaluated_predicted_and_exported_from_any_folder(trained, mnist, tmp_path, capsys,
+                                                                                 monkeypatch):
+    monkeypatch.chdir(tmp_path)
     run = trained / "run"
     last = records.read_metrics(run / records.METRICS)["history"][-1]["eval_acc"]
     assert last > 80  # it reads digits
-    evaluated = run_cli("evaluate", run, "--json", "--out", tmp_path / "ev", cwd=tmp_path)
+    evaluated = call_cli(capsys, "evaluate", run, "--json", "--out", tmp_path / "ev")
     assert evaluated.returncode == 0, evaluated.stderr
     answer = json.loads(evaluated.stdout)
     assert answer["model"] == "model.py:Model6" and answer["accuracy"] == last  # the rebuilt model is the trained one
     Image.fromarray(mnist.test_images[0]).save(tmp_path / "digit.png")
-    predicted = run_cli("predict", run, tmp_path / "digit.png", "--json", cwd=tmp_path)
+    predicted = call_cli(capsys, "predict", run, tmp_path / "digit.png", "--json")
     assert predicted.returncode == 0, predicted.stderr
     assert sum(json.loads(predicted.stdout)[0]["probabilities"]) == pytest.approx(1.0, abs=1e-5)  # log_softmax model
     for fmt, weights in (("onnx", "fp32"), ("c", "fp32")):  # int8 ONNX and C: test_export (the same code)
-        exported = run_cli("export", run, "--format", fmt, "--weights", weights, "--out", tmp_path / fmt / weights,
-                           cwd=tmp_path)
+        exported = call_cli(capsys, "export", run, "--format", fmt, "--weights", weights, "--out",
+                            tmp_path / fmt / weights)
         assert exported.returncode == 0, exported.stderr
         described = json.loads((tmp_path / fmt / weights / "model.json").read_text())
         # C: BatchNorm after ReLU has its own step, GAP is an AvgPool2d
@@ -149,17 +151,19 @@ def test_a_trained_model_file_is_evaluated_predicted_and_exported_from_any_folde
         assert described["test_accuracy"] == pytest.approx(last, abs=1e-9)
 
 
-def test_c_export_refuses_arithmetic_it_cannot_see(course, tmp_path):
+def test_c_export_refuses_arithmetic_it_cannot_see(course, tmp_path, capsys, monkeypatch):
     """Code after the model's last layer (here `/ 2`) is not a layer the trace sees: refused, never left out."""
-    run = run_cli("train", "--model", "model.py:Halved", "--epochs", "1", "--train-subset", "500", "--test-subset",
-                  "500", "--out", tmp_path / "run", "--quiet", cwd=course)
+    monkeypatch.chdir(course)
+    run = call_cli(capsys, "train", "--model", "model.py:Halved", "--epochs", "1", "--train-subset", "500",
+                   "--test-subset", "500", "--out", tmp_path / "run", "--quiet")
     assert run.returncode == 0, run.stderr
-    refused = run_cli("export", tmp_path / "run", "--format", "c", "--out", tmp_path / "c", cwd=course)
+    refused = call_cli(capsys, "export", tmp_path / "run", "--format", "c", "--out", tmp_path / "c")
     assert "computes something after its last layer (conv) besides log_softmax" in one_line_error(refused)
     assert not (tmp_path / "c").exists()
 
 
-def test_an_edited_or_moved_model_file_is_one_line_naming_what_changed(trained, tmp_path):
+def test_an_edited_or_moved_model_file_is_one_line_naming_what_changed(trained, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     copy = tmp_path / "course"
     shutil.copytree(trained, copy)
     # the weights name the file by its absolute path: this copy's weights still point at the original
@@ -169,16 +173,16 @@ def test_an_edited_or_moved_model_file_is_one_line_naming_what_changed(trained, 
     (trained / "model.py").rename(moved)
     try:
         # a cloned or moved project finds its own model.py beside the run, byte for byte the trained one
-        assert run_cli("evaluate", copy / "run", "--out", tmp_path / "ev0", cwd=tmp_path).returncode == 0
+        assert call_cli(capsys, "evaluate", copy / "run", "--out", tmp_path / "ev0").returncode == 0
         (copy / "model.py").write_text(COURSE_MODEL + "\n# edited in the copy\n")  # not the same file: not taken
-        line = one_line_error(run_cli("evaluate", copy / "run", cwd=tmp_path))
+        line = one_line_error(call_cli(capsys, "evaluate", copy / "run"))
         assert "its model file" in line and "is gone" in line and "--model-file" in line
-        line = one_line_error(run_cli("evaluate", trained / "run", cwd=tmp_path))
+        line = one_line_error(call_cli(capsys, "evaluate", trained / "run"))
         assert "its model file" in line and "is gone" in line and "--model-file" in line
-        assert run_cli("evaluate", trained / "run", "--model-file", moved, "--out", tmp_path / "ev",
-                       cwd=tmp_path).returncode == 0
+        evaluated = call_cli(capsys, "evaluate", trained / "run", "--model-file", moved, "--out", tmp_path / "ev")
+        assert evaluated.returncode == 0
         moved.write_text(moved.read_text() + "\n# tuned later\n")
-        line = one_line_error(run_cli("evaluate", trained / "run", "--model-file", moved, cwd=tmp_path), code=1)
+        line = one_line_error(call_cli(capsys, "evaluate", trained / "run", "--model-file", moved), code=1)
         assert "is not the file these weights were trained with" in line
     finally:
         moved.write_text(COURSE_MODEL)

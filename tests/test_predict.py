@@ -7,7 +7,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import one_line_error, preprocessing_pictures, run_cli
+from conftest import call_cli, one_line_error, preprocessing_pictures, run_cli
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from tinycnn.demo.page import write_page
@@ -130,16 +130,16 @@ def test_the_cli_reads_files_of_every_kind(model3, mnist, tmp_path):
     assert plain.stdout.startswith(f"{tmp_path / 'big.jpg'}: 3   (3: ")
 
 
-def test_blank_pictures_and_non_pictures_are_errors_for_that_file(tmp_path):
+def test_blank_pictures_and_non_pictures_are_errors_for_that_file(tmp_path, capsys):
     Image.new("L", (300, 200), 255).save(tmp_path / "blank.png")
     (tmp_path / "notes.png").write_text("not an image")
     Image.fromarray((rendered(4, 90, 1) * 255).astype(np.uint8)).save(tmp_path / "four.png")
-    result = run_cli("predict", "Model_3", tmp_path / "blank.png", tmp_path / "notes.png", tmp_path / "four.png")
+    result = call_cli(capsys, "predict", "Model_3", tmp_path / "blank.png", tmp_path / "notes.png", tmp_path / "four.png")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     errors = result.stderr.strip().splitlines()
     assert len(errors) == 2 and "blank.png: no digit found" in errors[0] and "notes.png: not an image" in errors[1]
     assert result.stdout.startswith(f"{tmp_path / 'four.png'}: ")  # the good file is still read
-    assert "missing.png: no such file" in one_line_error(run_cli("predict", "Model_3", tmp_path / "missing.png"), code=1)
+    assert "missing.png: no such file" in one_line_error(call_cli(capsys, "predict", "Model_3", tmp_path / "missing.png"), code=1)
     # the Python API's one-call form (README): the same 28x28 input, and the same error naming the file
     assert np.array_equal(preprocess_file(tmp_path / "four.png"), preprocess_rgba(read_picture(tmp_path / "four.png")))
     with pytest.raises(DataError, match="blank.png: no digit found"):

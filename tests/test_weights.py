@@ -3,7 +3,7 @@ import json
 
 import pytest
 import torch
-from conftest import ROOT, one_line_error, run_cli
+from conftest import ROOT, call_cli, one_line_error, run_cli
 from safetensors.torch import save_file
 
 from tinycnn.evidence.experiment import load_experiment
@@ -41,9 +41,9 @@ def test_a_shipped_model_scores_exactly_its_reported_accuracy(path, mnist):
     assert assess(weights, mnist).accuracy == record["history"][-1]["eval_acc"]
 
 
-def test_evaluate_prints_the_reported_accuracy_of_a_registered_model(tmp_path):
+def test_evaluate_prints_the_reported_accuracy_of_a_registered_model(tmp_path, capsys):
     record = read_metrics(seed_path(ROOT / "reports" / "step3", 0))
-    result = run_cli("evaluate", "Model_3", "--json", "--out", tmp_path)
+    result = call_cli(capsys, "evaluate", "Model_3", "--json", "--out", tmp_path)
     assert result.returncode == 0, result.stderr
     numbers = json.loads(result.stdout)
     assert numbers["accuracy"] == record["history"][-1]["eval_acc"] and len(numbers["per_class"]) == 10
