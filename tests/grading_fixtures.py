@@ -6,6 +6,7 @@ from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+from test_project import SMALL_FIELD as PROJECT_SMALL_FIELD
 
 MODEL_PY = '''\
 import torch.nn as nn
@@ -59,17 +60,7 @@ class Model4(Model1):
         self.out = nn.Conv2d(24, 10, 1)
 '''
 
-SMALL_FIELD = '''
-
-class Model1(nn.Module):  # redefined: a strided convolution that never sees the last 3 rows and columns
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(1, 10, 5, stride=5)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-
-    def forward(self, x):
-        return self.head(self.conv(x))
-'''
+SMALL_FIELD = PROJECT_SMALL_FIELD.replace("class Model_1(", "class Model1(")  # test_project's, for Model1
 
 # Per-epoch (train, test) accuracies of each step's one logged run.
 LOGS = {

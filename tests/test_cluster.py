@@ -118,26 +118,26 @@ def test_an_unreachable_scheduler_is_one_line(tmp_path, capsys):
 
 
 def test_a_worker_of_another_tinycnn_or_other_kernels_is_refused_in_one_line(cluster, tmp_path, capsys):
-    address, folder, processes = cluster
     other = tmp_path / "other"  # an installed tinycnn of another version: its package and metadata first on the path
     shutil.copytree(ROOT / "src" / "tinycnn", other / "tinycnn", symlinks=True)
     (other / "tinycnn-9.9.9.dist-info").mkdir()
     (other / "tinycnn-9.9.9.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: tinycnn\nVersion: 9.9.9\n")
-    stranger = worker(address, folder, "w-other", {"PYTHONPATH": str(other)})
+    line = refused(cluster, "w-other", {"PYTHONPATH": str(other)}, tmp_path, capsys)
+    assert "worker tcp://" in line and "has tinycnn 9.9.9, this machine 0.1.0: refused" in line
+    # MKL left to pick its own path (this process's pin, inherited, removed): "MKL free", not "MKL AVX2"
+    line = refused(cluster, "w-native", {"TINYCNN_NATIVE_ISA": "1", **dict.fromkeys(PINNED_KERNELS)}, tmp_path, capsys)
+    assert "has kernels" in line and "--allow-mixed-kernels" in line
+
+
+def refused(cluster, name: str, env: dict, tmp_path: Path, capsys) -> str:
+    """The one line of a run on the cluster while a third worker, started with `env`, is there."""
+    address, folder, _ = cluster
+    stranger = worker(address, folder, name, env)
     try:
-        line = one_line_error(call_cli(capsys, "run", experiment(tmp_path), "--out", tmp_path / "a", "--cluster", address))
-        assert "worker tcp://" in line and "has tinycnn 9.9.9, this machine 0.1.0: refused" in line
+        return one_line_error(call_cli(capsys, "run", experiment(tmp_path), "--out", tmp_path / name, "--cluster", address))
     finally:
         os.killpg(stranger.pid, signal.SIGKILL)
         stranger.wait()
-    # MKL left to pick its own path (this process's pin, inherited, removed): "MKL free", not "MKL AVX2"
-    native = worker(address, folder, "w-native", {"TINYCNN_NATIVE_ISA": "1", **dict.fromkeys(PINNED_KERNELS)})
-    try:
-        line = one_line_error(call_cli(capsys, "run", experiment(tmp_path), "--out", tmp_path / "b", "--cluster", address))
-        assert "has kernels" in line and "--allow-mixed-kernels" in line
-    finally:
-        os.killpg(native.pid, signal.SIGKILL)
-        native.wait()
 
 
 def test_the_readme_commands_for_several_machines_work_as_written(cluster, tmp_path):

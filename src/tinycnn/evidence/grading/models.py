@@ -7,12 +7,12 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
-import os
 from importlib.metadata import version
 from pathlib import Path
 
 from tinycnn.evidence.grading.sandbox import Ran, run_isolated
 from tinycnn.files import write_json
+from tinycnn.train.data import default_data_dir
 
 # Runs in the child, in the copy: tinycnn's loader imports the student's file and checks its output.
 MEASURE = r"""
@@ -49,8 +49,7 @@ def module_classes(path: Path) -> list[str]:
 def cache_path(source: bytes, names: list[str]) -> Path:
     key = hashlib.sha256(b"\0".join([source, *map(str.encode, names), version("tinycnn").encode(),
                                       version("torch").encode(), MEASURE.encode()])).hexdigest()
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "tinycnn" / "grading" / f"{key}.json"
+    return default_data_dir() / "grading" / f"{key}.json"
 
 
 def measure(folder: Path, model_file: str, names: list[str], seconds: float = 300) -> Ran:

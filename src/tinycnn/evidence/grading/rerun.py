@@ -12,10 +12,10 @@ for a notebook) or the time limit it ran past.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from tinycnn.evidence.checklist import Rule
 from tinycnn.evidence.grading.logs import read_log
 from tinycnn.evidence.grading.sandbox import run_isolated
 from tinycnn.evidence.grading.submission import Submission
-from tinycnn.train.config import TrainConfig
+from tinycnn.train.config import TrainConfig, read_toml
 
 SCORED = 3
 DATA_ROOT = re.compile(r"""\bMNIST\(\s*(?:root\s*=\s*)?['"]([^'"]+)['"]""")
@@ -76,7 +76,7 @@ print(json.dumps({"log": text, "error": error}))
 
 RECIPE = r"""
 import json, sys
-from tinycnn.train.config import TrainConfig
+from tinycnn.train.config import TrainConfig, read_toml
 from tinycnn.train.engine import fit
 settings = json.loads(sys.argv[3])
 cfg = TrainConfig.from_dict({**settings, "model": f"{sys.argv[1]}:{sys.argv[2]}", "seed": int(sys.argv[4])})
@@ -98,12 +98,7 @@ class SeedRun:
 def read_recipe(path: Path) -> dict:
     """A recipe file's training settings ([train] as in an experiment file, or at the top level),
     checked as TrainConfig checks them; the model is each student's, never the recipe's."""
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such recipe file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    raw = read_toml(path, "recipe", {f.name for f in dataclasses.fields(TrainConfig)} | {"train"}, set())
     settings = raw.get("train", raw)
     if "model" in settings or "seed" in settings:
         raise ConfigError(f"{path}: a recipe sets training settings only: the model is the student's, the seeds --rerun's")
@@ -123,12 +118,13 @@ def rerun(sub: Submission, runs: int, recipe: Path | None, seconds: float, progr
     for seed in range(runs):
         start = time.perf_counter()
         if settings is not None:
-            ran = run_isolated(RECIPE, sub.folder, ["model.py", final.model, json.dumps(settings), str(seed)], seconds)
+            ran = run_isolated(RECIPE, sub.folder, ["model.py", final.model, json.dumps(settings), str(seed)], seconds,
+                               mnist=True)
         else:
             notebook = final.notebook.path.relative_to(sub.folder)
             roots = sorted(set(DATA_ROOT.findall(final.notebook.code))) or ["data"]
             ran = run_isolated(AS_WRITTEN, sub.folder, [str(notebook), str(seed), str(int(seconds)), json.dumps(roots),
-                                                        FORCE_SEED], seconds + 60)
+                                                        FORCE_SEED], seconds + 60, mnist=True)
         answer = ran.output or {}
         test = answer["test"] if "test" in answer else read_log(answer.get("log", "")).test
         done.append(SeedRun(seed, test, time.perf_counter() - start, ran.error or answer.get("error", "")))

@@ -18,6 +18,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tinycnn.train.data import CACHE_NAME, default_data_dir, find_mnist, load_mnist
+
 MEMORY = 6 * 2**30  # bytes of address space: torch reserves much more than it touches
 SECONDS = 300
 
@@ -42,18 +44,24 @@ def limits(memory: int) -> None:  # in the child, before it runs anything
     os.setsid()
 
 
-def run_isolated(code: str, folder: Path, args: list[str], seconds: float = SECONDS, memory: int = MEMORY) -> Ran:
+def run_isolated(code: str, folder: Path, args: list[str], seconds: float = SECONDS, memory: int = MEMORY,
+                 mnist: bool = False) -> Ran:
     """Run `code` (tinycnn's own, trusted) with `args` in a copy of `folder`; it prints one JSON
     object last. The student's code runs only inside it, and only on the copy; -I keeps the copy's
-    files from shadowing tinycnn or torch (a student's torch.py) and ignores PYTHON* variables."""
+    files from shadowing tinycnn or torch (a student's torch.py) and ignores PYTHON* variables.
+    `mnist`: the child gets a copy of this user's MNIST cache in its own (it cannot touch this one)."""
     with tempfile.TemporaryDirectory(prefix="tinycnn-sandbox-") as tmp:
         copy = Path(tmp) / "submission"
         shutil.copytree(folder, copy, symlinks=True, ignore=shutil.ignore_patterns(".git", "__pycache__"))
         home = Path(tmp) / "home"
-        home.mkdir()
+        (home / ".cache" / "tinycnn").mkdir(parents=True)
+        if mnist:
+            source = find_mnist()  # here, trusted: the bundled copy decoded into this user's cache once
+            load_mnist(source=source)
+            if (cached := default_data_dir() / CACHE_NAME).is_file():
+                shutil.copyfile(cached, home / ".cache" / "tinycnn" / CACHE_NAME)
         env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "MPLBACKEND": "agg",
-               "XDG_CACHE_HOME": os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache")),
-               "PYTHONDONTWRITEBYTECODE": "1"}
+               "XDG_CACHE_HOME": str(home / ".cache"), "PYTHONDONTWRITEBYTECODE": "1"}
         try:
             done = subprocess.run([*network_off(), sys.executable, "-I", "-c", code, *args], cwd=copy, env=env,
                                   capture_output=True, text=True, timeout=seconds, preexec_fn=lambda: limits(memory))
