@@ -199,3 +199,14 @@ def test_rerun_with_one_recipe_trains_the_final_model_class_on_seeds(tmp_path, c
     recipe.write_text('[train]\nmodel = "Model_3"\n')
     assert "a recipe sets training settings only" in one_line_error(
         call_cli(capsys, "check", folder, "--rerun", "1", "--recipe", recipe))
+
+
+def test_a_submissions_code_runs_only_in_the_child_on_a_copy(tmp_path, capsys, monkeypatch):
+    """A model.py that writes a file when imported: the file appears neither in the submission nor
+    where tinycnn runs (the child imports it, in its copy, which is thrown away)."""
+    monkeypatch.chdir(tmp_path)
+    folder = write_submission(tmp_path / "gil", model_py=MODEL_PY + "\nopen('imported-here', 'w').write('x')\n",
+                              counted=MODEL_PY)
+    code, rules = checked(capsys, folder)
+    assert rules["budget"]["passed"] and "Model1 7,578" in rules["budget"]["evidence"]
+    assert not list(tmp_path.rglob("imported-here"))

@@ -178,3 +178,14 @@ def test_check_and_report_of_a_folder_that_is_no_project_are_one_line(tmp_path, 
     assert "an empty folder (nothing handed in)" in one_line_error(call_cli(capsys, "check", tmp_path))
     assert "no such folder or file" in one_line_error(call_cli(capsys, "check", tmp_path / "absent"))
     assert "no such project folder" in one_line_error(call_cli(capsys, "report", tmp_path / "absent"))
+
+
+def test_a_projects_model_file_is_imported_only_in_a_child(trained, tmp_path, capsys, monkeypatch):
+    """`tinycnn check` on a tinycnn project builds its model.py only in the sandbox, as for a submission."""
+    project = tmp_path / "marked"
+    shutil.copytree(trained, project)
+    (project / "model.py").write_text((project / "model.py").read_text() + "\nopen('imported-here', 'w').write('x')\n")
+    monkeypatch.chdir(tmp_path)
+    code, rules = checklist(capsys, project, "--target", "5")
+    assert rules["budget"]["passed"] and not rules["provenance"]["passed"]  # built, measured; the file changed
+    assert not list(tmp_path.rglob("imported-here"))

@@ -10,6 +10,7 @@ import json
 from importlib.metadata import version
 from pathlib import Path
 
+from tinycnn.errors import DataError
 from tinycnn.evidence.grading.sandbox import Ran, run_isolated
 from tinycnn.files import write_json
 from tinycnn.train.data import default_data_dir
@@ -17,6 +18,7 @@ from tinycnn.train.data import default_data_dir
 # Runs in the child, in the copy: tinycnn's loader imports the student's file and checks its output.
 MEASURE = r"""
 import json, sys
+from dataclasses import asdict
 from tinycnn.models.model import count_parameters
 from tinycnn.models.tables import NotTraceableError, receptive_field_facts, receptive_field_table
 from tinycnn.models.user_file import load_model_file
@@ -29,7 +31,8 @@ for name in sys.argv[2:]:
         continue
     found[name] = {"params": count_parameters(model)}
     try:
-        found[name]["rf"] = receptive_field_facts(receptive_field_table(model)).final_rf
+        rows = receptive_field_table(model)
+        found[name].update(rf=receptive_field_facts(rows).final_rf, rf_rows=[asdict(row) for row in rows])
     except NotTraceableError as e:
         found[name]["rf_error"] = str(e).splitlines()[0]
 print(json.dumps(found))
@@ -50,6 +53,15 @@ def cache_path(source: bytes, names: list[str]) -> Path:
     key = hashlib.sha256(b"\0".join([source, *map(str.encode, names), version("tinycnn").encode(),
                                       version("torch").encode(), MEASURE.encode()])).hexdigest()
     return default_data_dir() / "grading" / f"{key}.json"
+
+
+def measured(file: Path, name: str) -> dict:
+    """One class of a model file, measured in the sandbox: {params, rf, rf_rows} or {params, rf_error};
+    DataError in one line when it cannot be built (its import fails, it returns the wrong shape)."""
+    ran = measure(file.parent, file.name, [name])
+    if not ran.ok or "error" in ran.output[name]:
+        raise DataError(ran.error if not ran.ok else ran.output[name]["error"])
+    return ran.output[name]
 
 
 def measure(folder: Path, model_file: str, names: list[str], seconds: float = 300) -> Ran:

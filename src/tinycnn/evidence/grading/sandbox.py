@@ -52,7 +52,8 @@ def run_isolated(code: str, folder: Path, args: list[str], seconds: float = SECO
     `mnist`: the child gets a copy of this user's MNIST cache in its own (it cannot touch this one)."""
     with tempfile.TemporaryDirectory(prefix="tinycnn-sandbox-") as tmp:
         copy = Path(tmp) / "submission"
-        shutil.copytree(folder, copy, symlinks=True, ignore=shutil.ignore_patterns(".git", "__pycache__"))
+        shutil.copytree(folder, copy, symlinks=True, ignore=shutil.ignore_patterns(
+            ".git", "__pycache__", "runs", "*.safetensors", "*.pt"))  # what code needs, not a project's results
         home = Path(tmp) / "home"
         (home / ".cache" / "tinycnn").mkdir(parents=True)
         if mnist:
