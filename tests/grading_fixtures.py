@@ -1,5 +1,6 @@
 """Submissions shaped like the ones a course hands in (a README, one notebook per step with its
 printed log, a model.py, no tinycnn files), written here in this project's own words."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,30 +43,30 @@ class Model3(Model1):
                                   nn.Dropout(0.05))
 '''
 
-BIG = '''
+BIG = """
 
 class Model2(Model1):  # redefined: too wide for the budget
     def __init__(self):
         super().__init__()
         self.body = nn.Sequential(unit(1, 16), unit(16, 32), nn.MaxPool2d(2), unit(32, 32), unit(32, 16), unit(16, 16))
-'''
+"""
 
 # Another edition's fourth step: between 8,000 and 10,000 parameters.
-FOURTH = '''
+FOURTH = """
 
 class Model4(Model1):
     def __init__(self):
         super().__init__()
         self.body = nn.Sequential(unit(1, 8), unit(8, 12), nn.MaxPool2d(2), unit(12, 16), unit(16, 16), unit(16, 24))
         self.out = nn.Conv2d(24, 10, 1)
-'''
+"""
 
 SMALL_FIELD = PROJECT_SMALL_FIELD.replace("class Model_1(", "class Model1(")  # test_project's, for Model1
 
 # Per-epoch (train, test) accuracies of each step's one logged run.
 LOGS = {
-    1: [(94.1 + i * 0.3, 98.2 + i * 0.06) for i in range(15)],          # best test 99.04, never 99.4
-    2: [(93.0 + i * 0.3, 98.0 + i * 0.07) for i in range(15)],          # best test 98.98
+    1: [(94.1 + i * 0.3, 98.2 + i * 0.06) for i in range(15)],  # best test 99.04, never 99.4
+    2: [(93.0 + i * 0.3, 98.0 + i * 0.07) for i in range(15)],  # best test 98.98
     3: [(95.0 + i * 0.2, 98.9 + min(i, 11) * 0.05) for i in range(15)],  # 99.45 from epoch 12 on
 }
 
@@ -78,20 +79,31 @@ def params_of(source: str, name: str) -> int:
 
 
 def log_text(epochs: list[tuple[float, float]], total_params: int) -> str:
-    lines = ["----------------------------------------------------------------",
-             f"Total params: {total_params:,}", f"Trainable params: {total_params:,}", "Non-trainable params: 0"]
+    lines = [
+        "----------------------------------------------------------------",
+        f"Total params: {total_params:,}",
+        f"Trainable params: {total_params:,}",
+        "Non-trainable params: 0",
+    ]
     for epoch, (train, test) in enumerate(epochs, 1):
-        lines += [f"EPOCH: {epoch}",
-                  f"Loss=0.{90 - epoch:02d} Batch_id=468 Accuracy={train:.2f}: 100%|##########| 469/469 [00:21<00:00]",
-                  "", f"Test set: Average loss: 0.0{40 - epoch:02d}, Accuracy: {round(test * 100)}/10000 ({test:.2f}%)", ""]
+        lines += [
+            f"EPOCH: {epoch}",
+            f"Loss=0.{90 - epoch:02d} Batch_id=468 Accuracy={train:.2f}: 100%|##########| 469/469 [00:21<00:00]",
+            "",
+            f"Test set: Average loss: 0.0{40 - epoch:02d}, Accuracy: {round(test * 100)}/10000 ({test:.2f}%)",
+            "",
+        ]
     return "\n".join(lines) + "\n"
 
 
 def write_notebook(path: Path, model: str, log: str, markdown: str = "") -> None:
     cells = ([new_markdown_cell(markdown)] if markdown else []) + [
         new_code_cell(f"from model import {model} as Net\nfrom utils import train, test\nmodel = Net()"),
-        new_code_cell("for epoch in range(1, 16):\n    train(model)\n    test(model)",
-                      outputs=[new_output("stream", name="stdout", text=log)])]
+        new_code_cell(
+            "for epoch in range(1, 16):\n    train(model)\n    test(model)",
+            outputs=[new_output("stream", name="stdout", text=log)],
+        ),
+    ]
     nbformat.write(new_notebook(cells=cells), path)
 
 
@@ -99,8 +111,10 @@ def step_text(n: int, params: int, epochs: list[tuple[float, float]], style: int
     target = words.get("target", f"Step {n}'s aim, because the step before showed what to change")
     result = f"Parameters: {params:,}"
     if epochs:
-        result += (f"\n- Best train accuracy: {max(a for a, _ in epochs):.2f}\n"
-                   f"- Best test accuracy: {max(b for _, b in epochs):.2f}%")
+        result += (
+            f"\n- Best train accuracy: {max(a for a, _ in epochs):.2f}\n"
+            f"- Best test accuracy: {max(b for _, b in epochs):.2f}%"
+        )
     result = words.get("result", result)
     analysis = words.get("analysis", "What the log shows; what to try next.")
     if style == 1:
@@ -110,8 +124,15 @@ def step_text(n: int, params: int, epochs: list[tuple[float, float]], style: int
     return f"# Model {n} - [Notebook](step{n}.ipynb)\n\nTarget:\n- {target}\n\nResults:\n- {result}\n\nAnalysis:\n- {analysis}\n"
 
 
-def write_submission(folder: Path, steps: int = 3, model_py: str = MODEL_PY, logs: dict | None = None,
-                     words: dict | None = None, summary_params: dict | None = None, counted: str | None = None) -> Path:
+def write_submission(
+    folder: Path,
+    steps: int = 3,
+    model_py: str = MODEL_PY,
+    logs: dict | None = None,
+    words: dict | None = None,
+    summary_params: dict | None = None,
+    counted: str | None = None,
+) -> Path:
     """A passing submission, or one changed on purpose: `logs`, `words` ({step: {part: text}}),
     `summary_params` ({step: the count its summary table prints}); `counted`: the source the claims
     are counted from, where model_py is broken on purpose."""
@@ -134,7 +155,6 @@ def write_submission(folder: Path, steps: int = 3, model_py: str = MODEL_PY, log
 
 def unchanged(folder: Path) -> dict:
     return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
 
 
 # A final-step notebook that really runs: two short epochs on 600 images. It reads MNIST in
@@ -176,5 +196,6 @@ for epoch in range(1, 3):
 
 def write_runnable(path: Path, log: str) -> None:
     """The final step's notebook as one that runs, with the log it saved when its author ran it."""
-    nbformat.write(new_notebook(cells=[new_code_cell(RUNNABLE, outputs=[new_output("stream", name="stdout", text=log)])]),
-                   path)
+    nbformat.write(
+        new_notebook(cells=[new_code_cell(RUNNABLE, outputs=[new_output("stream", name="stdout", text=log)])]), path
+    )

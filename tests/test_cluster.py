@@ -2,6 +2,7 @@
 ports, a short experiment run through `--cluster`, its metrics equal number for number to the same
 seeds trained here; a worker killed mid-seed changes nothing; an unreachable scheduler and a worker
 of another tinycnn or other kernels are one line each."""
+
 import json
 import os
 import shutil
@@ -34,14 +35,23 @@ def started(log: Path, words: str, process: subprocess.Popen, seconds: float = 1
 def start(args: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
     """A dask command; `env` changes its environment (None: the variable removed)."""
     environment = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
-    return subprocess.Popen([str(DASK), *args], stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=log.parent,
-                            start_new_session=True, env=environment)
+    return subprocess.Popen(
+        [str(DASK), *args],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        cwd=log.parent,
+        start_new_session=True,
+        env=environment,
+    )
 
 
 def worker(address: str, folder: Path, name: str, env: dict | None = None) -> subprocess.Popen:
     log = folder / f"{name}.log"
-    process = start(["worker", address, "--nthreads", "1", "--no-nanny", "--name", name, "--local-directory",
-                     str(folder / name)], log, env)
+    process = start(
+        ["worker", address, "--nthreads", "1", "--no-nanny", "--name", name, "--local-directory", str(folder / name)],
+        log,
+        env,
+    )
     started(log, "Registered to", process)
     return process
 
@@ -50,8 +60,20 @@ def worker(address: str, folder: Path, name: str, env: dict | None = None) -> su
 def cluster(tmp_path_factory):
     folder = tmp_path_factory.mktemp("dask")
     log = folder / "scheduler.log"
-    scheduler = start(["scheduler", "--host", "127.0.0.1", "--port", "0", "--dashboard-address", "127.0.0.1:0",
-                       "--scheduler-file", str(folder / "scheduler.json")], log)
+    scheduler = start(
+        [
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--dashboard-address",
+            "127.0.0.1:0",
+            "--scheduler-file",
+            str(folder / "scheduler.json"),
+        ],
+        log,
+    )
     started(log, "Scheduler at", scheduler)
     while not (folder / "scheduler.json").exists():
         time.sleep(0.1)
@@ -67,8 +89,10 @@ def cluster(tmp_path_factory):
 def experiment(folder: Path, seeds=(0, 1), **changes) -> Path:
     path = folder / "tiny.toml"
     settings = {**SETTINGS, **changes}
-    path.write_text(f'title = "Tiny: t"\ntarget = "x"\nanalysis = "y"\nseeds = {list(seeds)}\n[train]\n'
-                    + "\n".join(f"{k} = {v!r}" for k, v in settings.items()))
+    path.write_text(
+        f'title = "Tiny: t"\ntarget = "x"\nanalysis = "y"\nseeds = {list(seeds)}\n[train]\n'
+        + "\n".join(f"{k} = {v!r}" for k, v in settings.items())
+    )
     return path
 
 
@@ -93,9 +117,23 @@ def test_a_worker_killed_mid_seed_changes_nothing(cluster, mnist, tmp_path):
     from distributed import Client
 
     address, folder, processes = cluster
-    run = subprocess.Popen([sys.executable, "-m", "tinycnn.cli", "run", str(experiment(tmp_path, epochs=4)), "--out",
-                            str(tmp_path / "out"), "--cluster", address], cwd=tmp_path, text=True,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tinycnn.cli",
+            "run",
+            str(experiment(tmp_path, epochs=4)),
+            "--out",
+            str(tmp_path / "out"),
+            "--cluster",
+            address,
+        ],
+        cwd=tmp_path,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     with Client(address, timeout="10s") as client:
         deadline = time.monotonic() + 120
         while sum(bool(keys) for keys in client.processing().values()) < 2:  # both workers on a seed
@@ -111,8 +149,10 @@ def test_a_worker_killed_mid_seed_changes_nothing(cluster, mnist, tmp_path):
 
 
 def test_an_unreachable_scheduler_is_one_line(tmp_path, capsys):
-    line = one_line_error(call_cli(capsys, "run", experiment(tmp_path), "--out", tmp_path / "out", "--cluster",
-                                   "tcp://127.0.0.1:9"), code=1)
+    line = one_line_error(
+        call_cli(capsys, "run", experiment(tmp_path), "--out", tmp_path / "out", "--cluster", "tcp://127.0.0.1:9"),
+        code=1,
+    )
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in line
     assert not records.seed_path(tmp_path / "out", 0).exists()
 
@@ -121,7 +161,9 @@ def test_a_worker_of_another_tinycnn_or_other_kernels_is_refused_in_one_line(clu
     other = tmp_path / "other"  # an installed tinycnn of another version: its package and metadata first on the path
     shutil.copytree(ROOT / "src" / "tinycnn", other / "tinycnn", symlinks=True)
     (other / "tinycnn-9.9.9.dist-info").mkdir()
-    (other / "tinycnn-9.9.9.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: tinycnn\nVersion: 9.9.9\n")
+    (other / "tinycnn-9.9.9.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: tinycnn\nVersion: 9.9.9\n"
+    )
     line = refused(cluster, "w-other", {"PYTHONPATH": str(other)}, tmp_path, capsys)
     assert "worker tcp://" in line and "has tinycnn 9.9.9, this machine 0.1.0: refused" in line
     # MKL left to pick its own path (this process's pin, inherited, removed): "MKL free", not "MKL AVX2"
@@ -134,7 +176,9 @@ def refused(cluster, name: str, env: dict, tmp_path: Path, capsys) -> str:
     address, folder, _ = cluster
     stranger = worker(address, folder, name, env)
     try:
-        return one_line_error(call_cli(capsys, "run", experiment(tmp_path), "--out", tmp_path / name, "--cluster", address))
+        return one_line_error(
+            call_cli(capsys, "run", experiment(tmp_path), "--out", tmp_path / name, "--cluster", address)
+        )
     finally:
         os.killpg(stranger.pid, signal.SIGKILL)
         stranger.wait()
@@ -153,3 +197,31 @@ def test_the_readme_commands_for_several_machines_work_as_written(cluster, tmp_p
     experiment(tmp_path / "experiments", seeds=(0,)).rename(tmp_path / run[2])
     result = run_cli(*run[1:], "--out", tmp_path / "out", cwd=tmp_path)
     assert result.returncode == 0 and records.seed_path(tmp_path / "out", 0).exists(), result.stderr
+
+
+def test_check_rerun_sends_its_sandboxed_seeds_to_the_cluster_with_the_same_numbers(cluster, tmp_path, capsys):
+    """`tinycnn check --rerun --recipe --cluster`: each seed runs in the sandbox on a worker, the
+    submission's files sent along, and gives the test accuracies it gives here."""
+    from grading_fixtures import write_submission
+
+    address, _, _ = cluster
+    folder = write_submission(tmp_path / "hal")
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text("[train]\nepochs = 3\ntrain_subset = 640\ntest_subset = 500\nema = 0.9\n")
+    rules = {}
+    for where in ("here", "there"):
+        result = call_cli(
+            capsys,
+            "check",
+            folder,
+            "--rerun",
+            "2",
+            "--recipe",
+            recipe,
+            "--json",
+            *(["--cluster", address] if where == "there" else []),
+        )
+        rules[where] = next(r for r in json.loads(result.stdout)["rules"] if r["name"] == "rerun")
+    assert f"recipe recipe.toml on the Dask cluster at {address}, 2 seeds" in rules["there"]["evidence"]
+    tests = {where: [run["test"] for run in rule["details"]] for where, rule in rules.items()}
+    assert tests["here"] == tests["there"] and len(tests["here"][0]) == 3, tests

@@ -1,6 +1,7 @@
 """The front door and the site: the README fits a screen, the docs/ pages build with MkDocs --strict
 (a broken link or anchor fails), every page is in the navigation, and the module names the API
 page documents import."""
+
 import importlib
 import os
 import re
@@ -14,21 +15,30 @@ DOCS = ROOT / "docs"
 
 
 def mkdocs(config, site):
-    return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "--site-dir",
-                           str(site)], capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "--site-dir", str(site)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
 
 
 def test_the_readme_fits_a_screen():
     lines = (ROOT / "README.md").read_text().splitlines()
     assert len(lines) <= 150, len(lines)
-    assert lines[2:5] == ["```bash", lines[3], lines[4]] and lines[3].startswith("make train") \
-        and lines[4].startswith("make test"), "the two commands come first"
+    assert (
+        lines[2:5] == ["```bash", lines[3], lines[4]]
+        and lines[3].startswith("make train")
+        and lines[4].startswith("make test")
+    ), "the two commands come first"
 
 
 def test_the_site_builds_with_strict_links(tmp_path):
     built = mkdocs(ROOT / "mkdocs.yml", tmp_path / "site")
     assert built.returncode == 0, built.stderr[-3000:]
-    assert (tmp_path / "site" / "index.html").is_file() and (tmp_path / "site" / "reports" / "step3" / "index.html").is_file()
+    assert (tmp_path / "site" / "index.html").is_file() and (
+        tmp_path / "site" / "reports" / "step3" / "index.html"
+    ).is_file()
 
 
 def test_a_broken_link_or_anchor_fails_the_build(tmp_path):

@@ -1,6 +1,7 @@
 """`tinycnn check` on submissions as handed in (README, notebooks with their logs, model.py): one that
 passes every rule, one broken on purpose per rule, another edition, Gradescope's file, a class at
 once, and bad input in one line. The student's model.py runs only in a sandboxed child."""
+
 import csv
 import json
 import zipfile
@@ -48,13 +49,20 @@ LAST = LOGS[3][:-1] + [(97.8, 99.35)]
 BROKEN = {  # rule: (how, what its one line says)
     "steps": (dict(steps=2, logs={2: LOGS[3]}), "2 steps, not the 3 asked for"),
     "texts": (dict(words={1: {"target": "Get the skeleton right."}}), "step 1: the Target does not say why"),
-    "budget": (dict(model_py=MODEL_PY + BIG), f"Model2 has {params_of(MODEL_PY + BIG, 'Model2'):,} parameters, not fewer than 8,000"),
+    "budget": (
+        dict(model_py=MODEL_PY + BIG),
+        f"Model2 has {params_of(MODEL_PY + BIG, 'Model2'):,} parameters, not fewer than 8,000",
+    ),
     "epochs": (dict(logs={2: LOGS[2] + LOGS[2][-5:]}), "step 2: 20 epochs logged, more than 15"),
     "holds": (dict(logs={3: LAST}), "99.45% / 99.45% / 99.35%, not each >= 99.40%"),
-    "runs": (dict(words={3: {"analysis": "It stays consistently above 99.4% at the end."}}),
-             "step 3 says 'consistently' from one logged run"),
-    "figures": (dict(words={1: {"result": "Parameters: 1,234\n- Best test accuracy: 99.50%"}}),
-                "step 1: claims 'Parameters: 1,234', the code has"),
+    "runs": (
+        dict(words={3: {"analysis": "It stays consistently above 99.4% at the end."}}),
+        "step 3 says 'consistently' from one logged run",
+    ),
+    "figures": (
+        dict(words={1: {"result": "Parameters: 1,234\n- Best test accuracy: 99.50%"}}),
+        "step 1: claims 'Parameters: 1,234', the code has",
+    ),
     "summary": (dict(summary_params={2: 6_000}), "step 2: its summary table says 6,000 parameters"),
     "rf": (dict(model_py=MODEL_PY + SMALL_FIELD), "Model1's receptive field is 25 px"),
 }
@@ -100,9 +108,16 @@ def test_a_class_at_once_one_table_and_one_broken_submission_stops_nothing(tmp_p
     result = call_cli(capsys, "check", *sorted((tmp_path / "class").iterdir()), "--table", tmp_path / "grades")
     assert result.returncode == 1
     rows = list(csv.DictReader((tmp_path / "grades.csv").open()))
-    assert [(r["submission"], r["verdict"]) for r in rows] == [("ann", "PASS"), ("carl.zip", "FAIL"), ("dora.zip", "ERROR")]
+    assert [(r["submission"], r["verdict"]) for r in rows] == [
+        ("ann", "PASS"),
+        ("carl.zip", "FAIL"),
+        ("dora.zip", "ERROR"),
+    ]
     assert rows[1]["failing rules"] == "holds" and "neither a folder nor a .zip file" in rows[2]["failing rules"]
-    assert rows[0]["parameters"] == str(params_of(MODEL_PY, "Model3")) and rows[0]["last 3 epochs"] == "99.45 / 99.45 / 99.45"
+    assert (
+        rows[0]["parameters"] == str(params_of(MODEL_PY, "Model3"))
+        and rows[0]["last 3 epochs"] == "99.45 / 99.45 / 99.45"
+    )
     assert (tmp_path / "grades.md").read_text().startswith("| submission | verdict |")
 
 
@@ -132,21 +147,30 @@ def test_a_model_file_that_fails_or_lacks_a_model_fails_budget_with_its_error(tm
 
 
 def test_steps_parts_and_claims_are_read_in_the_spellings_people_use():
-    text = ("# Model 3 - [Notebook](x.ipynb)\n\n**Target:** fewer weights, because 7k is too many\n\n"
-            "### Results\n- Parameters : 7.4k\n- Best Train Accuracy: 99.1234\n- Best Test Accuracy: 0.9952\n"
-            "\n## Analysis\nFrom the 12th epoch on it holds.\n\n## Final model\n\n__Target__ - none\n")
+    text = (
+        "# Model 3 - [Notebook](x.ipynb)\n\n**Target:** fewer weights, because 7k is too many\n\n"
+        "### Results\n- Parameters : 7.4k\n- Best Train Accuracy: 99.1234\n- Best Test Accuracy: 0.9952\n"
+        "\n## Analysis\nFrom the 12th epoch on it holds.\n\n## Final model\n\n__Target__ - none\n"
+    )
     first, final = steps_in(text, "README.md")
     assert (first.number, final.number) == (3, None) and set(first.parts) == {"target", "result", "analysis"}
     claims = first.claims
-    assert (claims.params, claims.params_tolerance, claims.best_train, claims.best_test, claims.reached_epoch) == \
-        (7400, 50, 99.1234, 99.52, 12)
+    assert (claims.params, claims.params_tolerance, claims.best_train, claims.best_test, claims.reached_epoch) == (
+        7400,
+        50,
+        99.1234,
+        99.52,
+        12,
+    )
     assert claims_in("Total params: 1622").params == 1622 and claims_in("6.3M params").params == 6_300_000
     assert claims_in("7,712 parameters, consistently").consistent == "consistently"
 
 
 def test_logs_are_read_from_pytorch_keras_and_a_pattern_of_your_own():
-    log = read_log("EPOCH: 1\nLoss=0.2 Accuracy=91.50: 100%\nTest set: Average loss: 0.05, Accuracy: 9871/10000 (98.71%)\n"
-                   "Epoch 2/15\nTest set: Average loss: 0.04, Accuracy: 9902/10000 (99.02%)\nTotal params: 7,712\n")
+    log = read_log(
+        "EPOCH: 1\nLoss=0.2 Accuracy=91.50: 100%\nTest set: Average loss: 0.05, Accuracy: 9871/10000 (98.71%)\n"
+        "Epoch 2/15\nTest set: Average loss: 0.04, Accuracy: 9902/10000 (99.02%)\nTotal params: 7,712\n"
+    )
     assert (log.test, log.train, log.total_params) == ([98.71, 99.02], [91.5], 7712)
     assert read_log("1/1 - loss: 0.1 - accuracy: 0.97 - val_accuracy: 0.9912").test == [99.12]
     assert read_log("ep 1 top1 98.5\nep 2 top1 99.5", r"top1 (?P<acc>[\d.]+)").test == [98.5, 99.5]
@@ -170,7 +194,11 @@ def test_the_readme_for_teachers_runs_as_written(tmp_path):
 
 def expand(args: list[str], folder) -> list[str]:
     """What a shell passes for `submissions/*`: each match, relative to the folder the command runs in."""
-    return [str(p.relative_to(folder)) if "*" in a else a for a in args for p in (sorted(folder.glob(a)) if "*" in a else [a])]
+    return [
+        str(p.relative_to(folder)) if "*" in a else a
+        for a in args
+        for p in (sorted(folder.glob(a)) if "*" in a else [a])
+    ]
 
 
 def test_rerun_executes_the_final_notebook_as_written_on_forced_seeds(tmp_path, capsys):
@@ -198,15 +226,17 @@ def test_rerun_with_one_recipe_trains_the_final_model_class_on_seeds(tmp_path, c
     assert [len(r["test"]) for r in runs] == [3, 3] and runs[0]["test"] != runs[1]["test"], runs
     recipe.write_text('[train]\nmodel = "Model_3"\n')
     assert "a recipe sets training settings only" in one_line_error(
-        call_cli(capsys, "check", folder, "--rerun", "1", "--recipe", recipe))
+        call_cli(capsys, "check", folder, "--rerun", "1", "--recipe", recipe)
+    )
 
 
 def test_a_submissions_code_runs_only_in_the_child_on_a_copy(tmp_path, capsys, monkeypatch):
     """A model.py that writes a file when imported: the file appears neither in the submission nor
     where tinycnn runs (the child imports it, in its copy, which is thrown away)."""
     monkeypatch.chdir(tmp_path)
-    folder = write_submission(tmp_path / "gil", model_py=MODEL_PY + "\nopen('imported-here', 'w').write('x')\n",
-                              counted=MODEL_PY)
+    folder = write_submission(
+        tmp_path / "gil", model_py=MODEL_PY + "\nopen('imported-here', 'w').write('x')\n", counted=MODEL_PY
+    )
     code, rules = checked(capsys, folder)
     assert rules["budget"]["passed"] and "Model1 7,578" in rules["budget"]["evidence"]
     assert not list(tmp_path.rglob("imported-here"))

@@ -1,5 +1,6 @@
 """The package's shape: the folder listing is the architecture, imports run only downward between
 its groups, and every module stays short enough to read in one sitting."""
+
 import ast
 import sys
 from pathlib import Path
@@ -7,8 +8,19 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "tinycnn"
 # Bottom to top. A group imports its own modules and those of groups below it (or beside it, at the
 # same rank: the command line and the Python API are two faces of one layer), never one above.
-RANKS = {"errors": 0, "files": 0, "machine": 0, "models": 1, "train": 2, "ship": 3, "evidence": 4,
-         "report": 5, "demo": 5, "api": 6, "cli": 6}
+RANKS = {
+    "errors": 0,
+    "files": 0,
+    "machine": 0,
+    "models": 1,
+    "train": 2,
+    "ship": 3,
+    "evidence": 4,
+    "report": 5,
+    "demo": 5,
+    "api": 6,
+    "cli": 6,
+}
 NOT_CODE = {"__init__.py", "starter"}  # the package's lazy API (see below) and the starter project's files
 LONGEST = 300  # lines: one reading
 
@@ -28,7 +40,7 @@ def imported_groups(path: Path) -> set[tuple[str, int]]:
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
             if node.level:
-                parts = package[:len(package) - node.level + 1] + (node.module.split(".") if node.module else [])
+                parts = package[: len(package) - node.level + 1] + (node.module.split(".") if node.module else [])
                 names = [parts] if parts else [[alias.name] for alias in node.names]
             elif node.module and node.module.split(".")[0] == "tinycnn":
                 parts = node.module.split(".")[1:]
@@ -57,14 +69,20 @@ def test_imports_run_only_downward():
             continue
         for there, line in imported_groups(path):
             if RANKS[there] > RANKS[here]:
-                upward.append(f"{path.relative_to(PACKAGE)}:{line} ({here}, rank {RANKS[here]}) imports {there} "
-                              f"(rank {RANKS[there]})")
+                upward.append(
+                    f"{path.relative_to(PACKAGE)}:{line} ({here}, rank {RANKS[here]}) imports {there} "
+                    f"(rank {RANKS[there]})"
+                )
     assert not upward, "\n".join(upward)
 
 
 def test_the_rule_sees_an_upward_import(tmp_path, monkeypatch):
     """The check itself: a models/ module that imports the command line is caught, relative or absolute."""
-    for text in ("from tinycnn.cli.main import main\n", "from ..cli import main\n", "import tinycnn.evidence.records\n"):
+    for text in (
+        "from tinycnn.cli.main import main\n",
+        "from ..cli import main\n",
+        "import tinycnn.evidence.records\n",
+    ):
         (tmp_path / "models").mkdir(exist_ok=True)
         bad = tmp_path / "models" / "bad.py"
         bad.write_text(text)

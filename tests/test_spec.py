@@ -1,5 +1,6 @@
 """ModelSpec: a model named by registered name, layout or FILE.py:NAME is read once, labelled by
 what it builds, and carried that way into the run and its weights."""
+
 import pytest
 from conftest import ROOT
 
@@ -35,8 +36,25 @@ def test_a_layout_run_and_its_weights_are_labelled_by_the_layout(mnist, tmp_path
     """`tinycnn train --layout` once named its run and `evaluate` its result after the default
     Model_3 (7,712 parameters) while it trained 1,354: both now say what was trained."""
     run = tmp_path / "run"
-    assert main(["train", "--layout", "c6,c8,m,c10", "--epochs", "1", "--train-subset", "640", "--test-subset", "500",
-                 "--quiet", "--out", str(run)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--layout",
+                "c6,c8,m,c10",
+                "--epochs",
+                "1",
+                "--train-subset",
+                "640",
+                "--test-subset",
+                "500",
+                "--quiet",
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
     assert "TinyNet(c6,c8,m,c10): 1,354 parameters" in capsys.readouterr().out
     assert load_model(str(run)).name == "TinyNet(c6,c8,m,c10)"
     assert main(["evaluate", str(run), "--out", str(tmp_path / "evaluated")]) == 0

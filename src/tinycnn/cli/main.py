@@ -148,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--recipe", metavar="FILE.toml", help="with --rerun: train the final model class with these "
                        "settings instead (one recipe for the class)")
     check.add_argument("--rerun-seconds", type=positive_int, default=1800, help="wall-clock limit of one run (default 1800)")
+    check.add_argument("--cluster", metavar="tcp://HOST:8786", help="with --rerun: run the seeds on this Dask "
+                       "scheduler's workers, each in its sandbox there (default: $TINYCNN_CLUSTER)")
 
     bench = sub.add_parser("bench", help="training/evaluation throughput against a per-image reference "
                                          "pipeline, step breakdown and scaling")

@@ -9,6 +9,7 @@ gives on a worker exactly the metrics it gives here; a worker with other kernels
 name, unless mixed kernels are allowed, and one with another tinycnn or torch always is.
 A worker lost mid-seed is Dask's to handle: the seed runs again, from its start, on another worker.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,11 @@ def environment() -> dict:
     """What must agree between this machine and a worker for the numbers to agree."""
     import torch
 
-    return {"tinycnn": version("tinycnn"), "torch": torch.__version__,
-            "kernels": f"{torch.backends.cpu.get_cpu_capability()}, MKL {os.environ.get('MKL_CBWR', 'free')}"}
+    return {
+        "tinycnn": version("tinycnn"),
+        "torch": torch.__version__,
+        "kernels": f"{torch.backends.cpu.get_cpu_capability()}, MKL {os.environ.get('MKL_CBWR', 'free')}",
+    }
 
 
 def connect(address: str, allow_mixed_kernels: bool = False):
@@ -52,12 +56,18 @@ def connect(address: str, allow_mixed_kernels: bool = False):
     workers = client.run(environment)
     if not workers:
         client.close()
-        raise DataError(f"the Dask scheduler at {address} has no workers (start them: dask worker {address} --nthreads 1)")
+        raise DataError(
+            f"the Dask scheduler at {address} has no workers (start them: dask worker {address} --nthreads 1)"
+        )
     for worker, there in sorted(workers.items()):
         for key in ("tinycnn", "torch") + (() if allow_mixed_kernels else ("kernels",)):
             if there[key] != here[key]:
                 client.close()
-                hint = "" if key != "kernels" else " (--allow-mixed-kernels runs there anyway: other digits, same distribution)"
+                hint = (
+                    ""
+                    if key != "kernels"
+                    else " (--allow-mixed-kernels runs there anyway: other digits, same distribution)"
+                )
                 raise ConfigError(f"worker {worker} has {key} {there[key]}, this machine {here[key]}: refused{hint}")
     return client
 
@@ -93,8 +103,15 @@ def seed_task(settings: dict, data_dir: str | None, topic: str) -> dict[str, byt
         return {p.relative_to(tmp).as_posix(): p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()}
 
 
-def run_on_cluster(address: str, configs: list[TrainConfig], folder: Path, data_dir: str | None,
-                   on_message, allow_mixed_kernels: bool = False, log=print) -> None:
+def run_on_cluster(
+    address: str,
+    configs: list[TrainConfig],
+    folder: Path,
+    data_dir: str | None,
+    on_message,
+    allow_mixed_kernels: bool = False,
+    log=print,
+) -> None:
     """Train each config's seed on the cluster; every finished seed is written into `folder` at once.
     Progress reaches `on_message(seed, "steps", count)` and `on_message(seed, "epoch", record)`."""
     from distributed import Queue, wait
@@ -104,8 +121,10 @@ def run_on_cluster(address: str, configs: list[TrainConfig], folder: Path, data_
     queue = Queue(topic, client=client)
     if client.dashboard_link:
         log(f"dask: {len(client.scheduler_info()['workers'])} workers; dashboard {client.dashboard_link}")
-    futures = {client.submit(seed_task, cfg.to_dict(), data_dir, topic, key=f"{topic}-seed{cfg.seed}", pure=False): cfg.seed
-               for cfg in configs}
+    futures = {
+        client.submit(seed_task, cfg.to_dict(), data_dir, topic, key=f"{topic}-seed{cfg.seed}", pure=False): cfg.seed
+        for cfg in configs
+    }
     pending, alone_since = set(futures), None
     try:
         while pending:
@@ -116,8 +135,10 @@ def run_on_cluster(address: str, configs: list[TrainConfig], folder: Path, data_
             if client.scheduler_info()["workers"]:
                 alone_since = None
             elif time.monotonic() - (alone_since := alone_since or time.monotonic()) > NO_WORKERS_SECONDS:
-                raise DataError(f"the Dask scheduler at {address} has had no workers for {NO_WORKERS_SECONDS} s; "
-                                f"finished seeds are kept: start workers, then run the same command again")
+                raise DataError(
+                    f"the Dask scheduler at {address} has had no workers for {NO_WORKERS_SECONDS} s; "
+                    f"finished seeds are kept: start workers, then run the same command again"
+                )
             for seed, kind, payload in queue.get(batch=True):
                 on_message(seed, kind, payload)
             for future in done:
@@ -127,7 +148,51 @@ def run_on_cluster(address: str, configs: list[TrainConfig], folder: Path, data_
         client.cancel(list(futures))
         raise
     except (OSError, TimeoutError) as e:
-        raise DataError(f"lost the Dask scheduler at {address} ({first_line(e)}); finished seeds are "
-                        f"kept: run the same command again to resume") from None
+        raise DataError(
+            f"lost the Dask scheduler at {address} ({first_line(e)}); finished seeds are "
+            f"kept: run the same command again to resume"
+        ) from None
+    finally:
+        client.close()
+
+
+def isolated_task(code: str, files: dict[str, bytes], args: list[str], seconds: float, mnist: bool):
+    """On a worker: a submission's files in a folder of its own, then the sandboxed child on them
+    (grading/sandbox.py: the same limits there as here). Returns (Ran, wall seconds)."""
+    from tinycnn.evidence.grading.sandbox import run_isolated  # on the worker: grading imports this module
+
+    with tempfile.TemporaryDirectory(prefix="tinycnn-submission-") as tmp:
+        for name, data in files.items():
+            write_bytes(Path(tmp) / name, data)
+        start = time.perf_counter()
+        ran = run_isolated(code, Path(tmp), args, seconds, mnist=mnist)
+        return ran, time.perf_counter() - start
+
+
+def isolated_on_cluster(address: str, folder: Path, jobs: list[tuple], on_done=None) -> list[tuple]:
+    """`tinycnn check --rerun --cluster`: each (code, args, seconds, mnist) job run in the sandbox on a
+    worker, the submission's files sent along; [(Ran, seconds)] in job order."""
+    from distributed import as_completed
+
+    client = connect(address)
+    files = {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not {".git", "__pycache__", "runs"} & set(p.relative_to(folder).parts)
+    }
+    try:
+        futures = [
+            client.submit(isolated_task, code, files, args, seconds, mnist, pure=False)
+            for code, args, seconds, mnist in jobs
+        ]
+        for _ in as_completed(futures):
+            if on_done is not None:
+                on_done()
+        return client.gather(futures)
+    except KeyboardInterrupt:
+        client.cancel(futures)
+        raise
+    except (OSError, TimeoutError) as e:
+        raise DataError(f"lost the Dask scheduler at {address} ({first_line(e)})") from None
     finally:
         client.close()

@@ -3,6 +3,7 @@
 Plain text rules, no torch: the command line checks what was typed with them before its slow
 imports (spec.py turns what passes into a ModelSpec).
 """
+
 from __future__ import annotations
 
 import re
@@ -11,8 +12,10 @@ from pathlib import Path
 # A TinyNet layout string (blocks.py): comma-separated cN (3x3 conv block, N channels), cNp (padded),
 # cNk5 / cNpk5 (5x5 kernel), sN / sNp (depthwise-separable block), tN (1x1 transition to N channels)
 # and m (2x2 max pool).
-LAYOUT_TOKEN = re.compile(r"^(?:c(?P<conv>\d+)(?P<pad>p?)(?:k(?P<kernel>[357]))?"
-                          r"|s(?P<sep>\d+)(?P<sep_pad>p?)|t(?P<trans>\d+)|m)$")
+LAYOUT_TOKEN = re.compile(
+    r"^(?:c(?P<conv>\d+)(?P<pad>p?)(?:k(?P<kernel>[357]))?"
+    r"|s(?P<sep>\d+)(?P<sep_pad>p?)|t(?P<trans>\d+)|m)$"
+)
 # A model of your own (user_file.py).
 MODEL_FILE = re.compile(r"^(?P<file>.+\.py):(?P<name>[A-Za-z_]\w*)$")
 

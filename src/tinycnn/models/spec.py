@@ -5,6 +5,7 @@ layout string replaces (`--layout c6,c8,m,c10`: tuning and sweeps) and a file of
 (`model.py:Net`). A ModelSpec is that name read once; what comes after asks it for its label, its
 portable form, its file and SHA-256, and the module itself, instead of reading the string again.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,9 +22,9 @@ from tinycnn.models.user_file import absolute, file_sha256, load_model_file
 
 @dataclass(frozen=True)
 class ModelSpec:
-    model: str = "Model_3"   # a registered name, or FILE.py:NAME
-    layout: str = ""         # "" = the model's own layers; else a TinyNet of this layout replaces them
-    dropout: float = -1.0    # -1 = the model's own rate; 0..1 replaces it
+    model: str = "Model_3"  # a registered name, or FILE.py:NAME
+    layout: str = ""  # "" = the model's own layers; else a TinyNet of this layout replaces them
+    dropout: float = -1.0  # -1 = the model's own rate; 0..1 replaces it
 
     @classmethod
     def of(cls, settings) -> ModelSpec:
@@ -63,7 +64,11 @@ class ModelSpec:
     @property
     def slug(self) -> str:
         """The label as a folder name: Model_3, Net, TinyNet-c6-c8-m-c10."""
-        return self.label.replace("(", "-").replace(",", "-").rstrip(")") if self.layout and not self.is_file else self.name
+        return (
+            self.label.replace("(", "-").replace(",", "-").rstrip(")")
+            if self.layout and not self.is_file
+            else self.name
+        )
 
     def sha256(self) -> str | None:
         """The SHA-256 of a model file (what weights record and `tinycnn check` compares); None otherwise."""
@@ -86,8 +91,9 @@ def with_dropout(model: nn.Module, rate: float, label: str) -> nn.Module:
     is the user's code and cannot be reached: a model with no dropout layer is refused)."""
     layers = [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
     if not layers:
-        raise ConfigError(f"--dropout {rate:g}: {label} has no dropout layer (nn.Dropout, nn.Dropout2d, ...) to set",
-                          key="dropout")
+        raise ConfigError(
+            f"--dropout {rate:g}: {label} has no dropout layer (nn.Dropout, nn.Dropout2d, ...) to set", key="dropout"
+        )
     for layer in layers:
         layer.p = rate
     return model

@@ -7,6 +7,7 @@ comes before it or not); a tqdm bar with a running `Accuracy=98.12`; Keras-like
 `val_accuracy: 0.9934`; torchsummary's and torchinfo's `Total params: 7,712`. `pattern` (a regex
 with a group named `acc`, in percent or as a fraction) replaces the test-accuracy formats.
 """
+
 from __future__ import annotations
 
 import re
@@ -20,9 +21,9 @@ TOTAL_PARAMS = re.compile(r"Total params:\s*([\d,]+)")
 
 @dataclass
 class Log:
-    test: list[float] = field(default_factory=list)   # per epoch, percent
+    test: list[float] = field(default_factory=list)  # per epoch, percent
     train: list[float] = field(default_factory=list)  # the last running train accuracy of each epoch
-    total_params: int | None = None                   # a summary table's count
+    total_params: int | None = None  # a summary table's count
 
     @property
     def epochs(self) -> int:
@@ -31,7 +32,7 @@ class Log:
     def reached(self, target: float) -> int | None:
         """The epoch from which every logged test accuracy is at or above `target`."""
         for epoch in range(1, self.epochs + 1):
-            if all(a >= target for a in self.test[epoch - 1:]):
+            if all(a >= target for a in self.test[epoch - 1 :]):
                 return epoch
         return None
 

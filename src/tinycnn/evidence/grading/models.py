@@ -2,6 +2,7 @@
 here), then built and measured in a sandboxed child: parameters, output shape, receptive field.
 Measurements are kept in the user's cache under the file's SHA-256 (and tinycnn's and torch's
 versions): grading a class again, with another target, does not run fifty children again."""
+
 from __future__ import annotations
 
 import ast
@@ -44,14 +45,20 @@ def module_classes(path: Path) -> list[str]:
     classes = [node for node in ast.parse(path.read_text(), str(path)).body if isinstance(node, ast.ClassDef)]
     names: list[str] = []
     for node in classes:  # in file order, so a subclass follows the class it derives from
-        if any(ast.unparse(base).split(".")[-1] in ("Module", *names) for base in node.bases) and node.name not in names:
+        if (
+            any(ast.unparse(base).split(".")[-1] in ("Module", *names) for base in node.bases)
+            and node.name not in names
+        ):
             names.append(node.name)
     return names
 
 
 def cache_path(source: bytes, names: list[str]) -> Path:
-    key = hashlib.sha256(b"\0".join([source, *map(str.encode, names), version("tinycnn").encode(),
-                                      version("torch").encode(), MEASURE.encode()])).hexdigest()
+    key = hashlib.sha256(
+        b"\0".join(
+            [source, *map(str.encode, names), version("tinycnn").encode(), version("torch").encode(), MEASURE.encode()]
+        )
+    ).hexdigest()
     return default_data_dir() / "grading" / f"{key}.json"
 
 

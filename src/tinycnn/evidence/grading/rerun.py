@@ -10,6 +10,7 @@
 Either way each seed's logged test accuracies come back, or the error that stopped it (the cell,
 for a notebook) or the time limit it ran past.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,6 +23,7 @@ from pathlib import Path
 from tinycnn.errors import ConfigError
 from tinycnn.evidence.challenge import wilson_interval
 from tinycnn.evidence.checklist import Rule
+from tinycnn.evidence.cluster import isolated_on_cluster
 from tinycnn.evidence.grading.logs import read_log
 from tinycnn.evidence.grading.sandbox import run_isolated
 from tinycnn.evidence.grading.submission import Submission
@@ -101,43 +103,75 @@ def read_recipe(path: Path) -> dict:
     raw = read_toml(path, "recipe", {f.name for f in dataclasses.fields(TrainConfig)} | {"train"}, set())
     settings = raw.get("train", raw)
     if "model" in settings or "seed" in settings:
-        raise ConfigError(f"{path}: a recipe sets training settings only: the model is the student's, the seeds --rerun's")
+        raise ConfigError(
+            f"{path}: a recipe sets training settings only: the model is the student's, the seeds --rerun's"
+        )
     TrainConfig.from_dict(settings, where=str(path))
     return settings
 
 
-def rerun(sub: Submission, runs: int, recipe: Path | None, seconds: float, progress=None) -> tuple[str, list[SeedRun]]:
-    """Seeds 0..runs-1 of the final step: (how it was run, each seed's run)."""
+def rerun(
+    sub: Submission, runs: int, recipe: Path | None, seconds: float, progress=None, cluster: str | None = None
+) -> tuple[str, list[SeedRun]]:
+    """Seeds 0..runs-1 of the final step, here one after the other or side by side on the workers
+    of the Dask scheduler at `cluster`: (how it was run, each seed's run)."""
     final = sub.steps[-1]
     settings = read_recipe(recipe) if recipe else None
     if settings is None and (final.notebook is None or final.notebook.path.suffix != ".ipynb"):
         raise ConfigError(f"{sub.folder}: --rerun runs the final step's notebook, and it has none (or use --recipe)")
     if settings is not None and final.model is None:
-        raise ConfigError(f"{sub.folder}: --recipe trains the final step's model, and no class of model.py is tied to it")
+        raise ConfigError(
+            f"{sub.folder}: --recipe trains the final step's model, and no class of model.py is tied to it"
+        )
+    if settings is not None:
+        jobs = [
+            (RECIPE, ["model.py", final.model, json.dumps(settings), str(seed)], seconds, True) for seed in range(runs)
+        ]
+    else:
+        notebook = final.notebook.path.relative_to(sub.folder)
+        roots = sorted(set(DATA_ROOT.findall(final.notebook.code))) or ["data"]
+        jobs = [
+            (
+                AS_WRITTEN,
+                [str(notebook), str(seed), str(int(seconds)), json.dumps(roots), FORCE_SEED],
+                seconds + 60,
+                True,
+            )
+            for seed in range(runs)
+        ]
+    tick = progress.update if progress is not None else None
+    if cluster:
+        results = isolated_on_cluster(cluster, sub.folder, jobs, tick)
+    else:
+        results = []
+        for code, args, limit, mnist in jobs:
+            start = time.perf_counter()
+            results.append((run_isolated(code, sub.folder, args, limit, mnist=mnist), time.perf_counter() - start))
+            if tick:
+                tick()
     done = []
-    for seed in range(runs):
-        start = time.perf_counter()
-        if settings is not None:
-            ran = run_isolated(RECIPE, sub.folder, ["model.py", final.model, json.dumps(settings), str(seed)], seconds,
-                               mnist=True)
-        else:
-            notebook = final.notebook.path.relative_to(sub.folder)
-            roots = sorted(set(DATA_ROOT.findall(final.notebook.code))) or ["data"]
-            ran = run_isolated(AS_WRITTEN, sub.folder, [str(notebook), str(seed), str(int(seconds)), json.dumps(roots),
-                                                        FORCE_SEED], seconds + 60, mnist=True)
+    for seed, (ran, wall) in enumerate(results):
         answer = ran.output or {}
         test = answer["test"] if "test" in answer else read_log(answer.get("log", "")).test
-        done.append(SeedRun(seed, test, time.perf_counter() - start, ran.error or answer.get("error", "")))
-        if progress is not None:
-            progress.update()
-    return (f"recipe {recipe.name}" if recipe else f"{final.notebook.path.name} as written"), done
+        done.append(SeedRun(seed, test, wall, ran.error or answer.get("error", "")))
+    where = f" on the Dask cluster at {cluster}" if cluster else ""
+    return (f"recipe {recipe.name}" if recipe else f"{final.notebook.path.name} as written") + where, done
 
 
 def rerun_rule(how: str, runs: list[SeedRun], target: float) -> Rule:
     holding = sum(run.holds(target) for run in runs)
     low, high = wilson_interval(holding, len(runs))
-    each = "; ".join(f"seed {r.seed}: " + (f"ERROR {r.error}" if r.error else
-                     " / ".join(f"{a:.2f}" for a in r.test[-SCORED:]) or "no log") + f" ({r.seconds:.0f} s)" for r in runs)
-    return Rule("rerun", holding == len(runs), f"{how}, {len(runs)} seeds: {holding}/{len(runs)} hold >= {target:.2f}% on "
-                f"the last {SCORED} epochs (95% interval {100 * low:.0f}-{100 * high:.0f}%); {each}",
-                details=[{"seed": r.seed, "test": r.test, "seconds": r.seconds, "error": r.error} for r in runs])
+    each = "; ".join(
+        f"seed {r.seed}: "
+        + (f"ERROR {r.error}" if r.error else " / ".join(f"{a:.2f}" for a in r.test[-SCORED:]) or "no log")
+        + f" ({r.seconds:.0f} s)"
+        for r in runs
+    )
+    seeds = f"{len(runs)} seed{'s' * (len(runs) != 1)}"
+    return Rule(
+        "rerun",
+        holding == len(runs),
+        f"{how}, {seeds}: {holding}/{len(runs)} hold >= {target:.2f}% on "
+        f"the last {SCORED} epochs (95% interval {100 * low:.0f}-{100 * high:.0f}%); {each}",
+        details=[{"seed": r.seed, "test": r.test, "seconds": r.seconds, "error": r.error} for r in runs],
+    )

@@ -1,6 +1,7 @@
 """The challenge's rules against a submission as handed in: the same rules as for a tinycnn project
 (checklist.py), judged on what is there. Parameters are counted from the code, never taken from a
 claim; epochs and accuracies come from the logs; a rule that cannot be judged says why and fails."""
+
 from __future__ import annotations
 
 from tinycnn.evidence.checklist import WHY, CheckOptions, Rule
@@ -27,7 +28,9 @@ def texts_rule(sub: Submission) -> Rule:
             problems.append(f"{label(g)}: no {' / '.join(missing)}")
         elif not WHY.search(g.step.parts["target"]):
             problems.append(f"{label(g)}: the Target does not say why")
-    return Rule("texts", not problems, "; ".join(problems) or "every step has a Target that says why, a Result and an Analysis")
+    return Rule(
+        "texts", not problems, "; ".join(problems) or "every step has a Target that says why, a Result and an Analysis"
+    )
 
 
 def budget_rule(sub: Submission, options: CheckOptions) -> Rule:
@@ -40,7 +43,9 @@ def budget_rule(sub: Submission, options: CheckOptions) -> Rule:
         else:
             counts.append(f"{g.model} {g.measured['params']:,}")
             if g.measured["params"] >= options.budget:
-                problems.append(f"{label(g)}: {g.model} has {g.measured['params']:,} parameters, not fewer than {options.budget:,}")
+                problems.append(
+                    f"{label(g)}: {g.model} has {g.measured['params']:,} parameters, not fewer than {options.budget:,}"
+                )
     return Rule("budget", not problems, "; ".join(problems) or f"counted from model.py: {', '.join(counts)}")
 
 
@@ -48,7 +53,9 @@ def epochs_rule(sub: Submission, options: CheckOptions) -> Rule:
     problems, counts = [], []
     for g in sub.steps:
         if g.notebook is None or not g.notebook.log.epochs:
-            problems.append(f"{label(g)}: no log found" + (f" in {g.notebook.path.name} (no outputs saved?)" if g.notebook else ""))
+            problems.append(
+                f"{label(g)}: no log found" + (f" in {g.notebook.path.name} (no outputs saved?)" if g.notebook else "")
+            )
             continue
         counts.append(f"{label(g)} {g.notebook.log.epochs}")
         if g.notebook.log.epochs > options.epochs:
@@ -63,22 +70,30 @@ def holds_rule(sub: Submission, options: CheckOptions) -> Rule:
         return Rule("holds", False, f"{label(last)}: fewer than {SCORED} logged epochs, so nothing to judge")
     scored = log.test[-SCORED:]
     ok = min(scored) >= options.target
-    return Rule("holds", ok, f"{label(last)}: last {SCORED} logged test accuracies "
-                f"{' / '.join(f'{a:.2f}%' for a in scored)}, {'each' if ok else 'not each'} >= {options.target:.2f}% "
-                f"(one run: the share of seeds that hold is unknown)")
+    return Rule(
+        "holds",
+        ok,
+        f"{label(last)}: last {SCORED} logged test accuracies "
+        f"{' / '.join(f'{a:.2f}%' for a in scored)}, {'each' if ok else 'not each'} >= {options.target:.2f}% "
+        f"(one run: the share of seeds that hold is unknown)",
+    )
 
 
 def runs_rule(sub: Submission) -> Rule:
     """One logged run is one run: a write-up that calls it consistent claims what it has not shown."""
     claimed = [(label(g), g.step.claims.consistent) for g in sub.steps if g.step.claims.consistent]
     if claimed:
-        return Rule("runs", False, "; ".join(f"{where} says {word!r} from one logged run" for where, word in claimed)
-                    + ": one run shows one run, not consistency over seeds")
+        return Rule(
+            "runs",
+            False,
+            "; ".join(f"{where} says {word!r} from one logged run" for where, word in claimed)
+            + ": one run shows one run, not consistency over seeds",
+        )
     return Rule("runs", True, "each step is one logged run, and the write-up calls it no more")
 
 
 def close(claimed: float, found: float, text_decimals: int = 2) -> bool:
-    return abs(claimed - found) <= 0.5 * 10 ** -text_decimals + 1e-9
+    return abs(claimed - found) <= 0.5 * 10**-text_decimals + 1e-9
 
 
 def figures_rule(sub: Submission, options: CheckOptions) -> Rule:
@@ -90,8 +105,10 @@ def figures_rule(sub: Submission, options: CheckOptions) -> Rule:
             found = g.measured["params"]
             if abs(c.params - found) > c.params_tolerance:
                 problems.append(f"{label(g)}: claims {c.params_text!r}, the code has {found:,}")
-        for name, value, series in (("best test", c.best_test, log.test if log else []),
-                                    ("best train", c.best_train, log.train if log else [])):
+        for name, value, series in (
+            ("best test", c.best_test, log.test if log else []),
+            ("best train", c.best_train, log.train if log else []),
+        ):
             if value is not None:
                 checked += 1
                 if not series:
@@ -102,9 +119,13 @@ def figures_rule(sub: Submission, options: CheckOptions) -> Rule:
             checked += 1
             reached = log.reached(options.target)
             if reached != c.reached_epoch:
-                problems.append(f"{label(g)}: claims {options.target:.2f}% from epoch {c.reached_epoch} on, its log "
-                                f"gives {'epoch ' + str(reached) if reached else 'never'}")
-    return Rule("figures", not problems, "; ".join(problems) or f"{checked} claimed figures, each as the code and logs give")
+                problems.append(
+                    f"{label(g)}: claims {options.target:.2f}% from epoch {c.reached_epoch} on, its log "
+                    f"gives {'epoch ' + str(reached) if reached else 'never'}"
+                )
+    return Rule(
+        "figures", not problems, "; ".join(problems) or f"{checked} claimed figures, each as the code and logs give"
+    )
 
 
 def summary_rule(sub: Submission) -> Rule:
@@ -114,10 +135,16 @@ def summary_rule(sub: Submission) -> Rule:
         if logged is not None and "params" in g.measured:
             checked.append(f"{label(g)} {logged:,}")
             if logged != g.measured["params"]:
-                problems.append(f"{label(g)}: its summary table says {logged:,} parameters, {g.model} in model.py has "
-                                f"{g.measured['params']:,} (the log is of another model)")
-    return Rule("summary", not problems, "; ".join(problems) or
-                (f"summary tables equal the code: {', '.join(checked)}" if checked else "no summary table to compare"))
+                problems.append(
+                    f"{label(g)}: its summary table says {logged:,} parameters, {g.model} in model.py has "
+                    f"{g.measured['params']:,} (the log is of another model)"
+                )
+    return Rule(
+        "summary",
+        not problems,
+        "; ".join(problems)
+        or (f"summary tables equal the code: {', '.join(checked)}" if checked else "no summary table to compare"),
+    )
 
 
 def rf_rule(sub: Submission) -> Rule:
@@ -126,12 +153,25 @@ def rf_rule(sub: Submission) -> Rule:
         if "rf" in g.measured:
             found.append(f"{g.model} {g.measured['rf']}")
             if g.measured["rf"] < 28:
-                problems.append(f"{label(g)}: {g.model}'s receptive field is {g.measured['rf']} px, under the 28 px input")
+                problems.append(
+                    f"{label(g)}: {g.model}'s receptive field is {g.measured['rf']} px, under the 28 px input"
+                )
         else:
-            problems.append(f"{label(g)}: no receptive field ({g.measured.get('rf_error') or g.measured.get('error') or 'no model'})")
+            problems.append(
+                f"{label(g)}: no receptive field ({g.measured.get('rf_error') or g.measured.get('error') or 'no model'})"
+            )
     return Rule("rf", not problems, "; ".join(problems) or f"final receptive fields: {', '.join(found)} px")
 
 
 def grade(sub: Submission, options: CheckOptions = CheckOptions()) -> list[Rule]:
-    return [steps_rule(sub, options), texts_rule(sub), budget_rule(sub, options), epochs_rule(sub, options),
-            holds_rule(sub, options), runs_rule(sub), figures_rule(sub, options), summary_rule(sub), rf_rule(sub)]
+    return [
+        steps_rule(sub, options),
+        texts_rule(sub),
+        budget_rule(sub, options),
+        epochs_rule(sub, options),
+        holds_rule(sub, options),
+        runs_rule(sub),
+        figures_rule(sub, options),
+        summary_rule(sub),
+        rf_rule(sub),
+    ]

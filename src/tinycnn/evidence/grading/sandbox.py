@@ -6,6 +6,7 @@ What this protects against: a submission that loops, eats memory, writes into th
 folder or HOME, or downloads. What it does not: code that means harm can still read what the
 teacher's user may read and use the CPU until its time is up; for that, run tinycnn in a container.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,8 @@ SECONDS = 300
 @dataclass
 class Ran:
     ok: bool
-    output: dict | None   # the child's JSON answer
-    error: str            # one line: why it did not answer
+    output: dict | None  # the child's JSON answer
+    error: str  # one line: why it did not answer
 
 
 def network_off() -> list[str]:
@@ -44,16 +45,21 @@ def limits(memory: int) -> None:  # in the child, before it runs anything
     os.setsid()
 
 
-def run_isolated(code: str, folder: Path, args: list[str], seconds: float = SECONDS, memory: int = MEMORY,
-                 mnist: bool = False) -> Ran:
+def run_isolated(
+    code: str, folder: Path, args: list[str], seconds: float = SECONDS, memory: int = MEMORY, mnist: bool = False
+) -> Ran:
     """Run `code` (tinycnn's own, trusted) with `args` in a copy of `folder`; it prints one JSON
     object last. The student's code runs only inside it, and only on the copy; -I keeps the copy's
     files from shadowing tinycnn or torch (a student's torch.py) and ignores PYTHON* variables.
     `mnist`: the child gets a copy of this user's MNIST cache in its own (it cannot touch this one)."""
     with tempfile.TemporaryDirectory(prefix="tinycnn-sandbox-") as tmp:
         copy = Path(tmp) / "submission"
-        shutil.copytree(folder, copy, symlinks=True, ignore=shutil.ignore_patterns(
-            ".git", "__pycache__", "runs", "*.safetensors", "*.pt"))  # what code needs, not a project's results
+        shutil.copytree(
+            folder,
+            copy,
+            symlinks=True,
+            ignore=shutil.ignore_patterns(".git", "__pycache__", "runs", "*.safetensors", "*.pt"),
+        )  # what code needs, not a project's results
         home = Path(tmp) / "home"
         (home / ".cache" / "tinycnn").mkdir(parents=True)
         if mnist:
@@ -61,11 +67,23 @@ def run_isolated(code: str, folder: Path, args: list[str], seconds: float = SECO
             load_mnist(source=source)
             if (cached := default_data_dir() / CACHE_NAME).is_file():
                 shutil.copyfile(cached, home / ".cache" / "tinycnn" / CACHE_NAME)
-        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "MPLBACKEND": "agg",
-               "XDG_CACHE_HOME": str(home / ".cache"), "PYTHONDONTWRITEBYTECODE": "1"}
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(home),
+            "MPLBACKEND": "agg",
+            "XDG_CACHE_HOME": str(home / ".cache"),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
         try:
-            done = subprocess.run([*network_off(), sys.executable, "-I", "-c", code, *args], cwd=copy, env=env,
-                                  capture_output=True, text=True, timeout=seconds, preexec_fn=lambda: limits(memory))
+            done = subprocess.run(
+                [*network_off(), sys.executable, "-I", "-c", code, *args],
+                cwd=copy,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=seconds,
+                preexec_fn=lambda: limits(memory),
+            )
         except subprocess.TimeoutExpired:
             return Ran(False, None, f"stopped after {seconds:.0f} s (the time limit)")
     lines = done.stdout.strip().splitlines()

@@ -7,6 +7,7 @@ else by order; each step to a model class by the one its
 notebook imports (`from model import Model4 as Net`), else by name (`Model_2`, `Model2`), else the
 file's only class.
 """
+
 from __future__ import annotations
 
 import re
@@ -31,12 +32,13 @@ class Notebook:
     markdown: str
     log: Log
     imports: list[str]  # names imported from model.py, as written (before any `as`)
-    code: str = ""      # its code cells, one after the other
+    code: str = ""  # its code cells, one after the other
 
 
 @dataclass
 class Graded:
     """What a step is graded on: its texts, its notebook's log, its model and that model's figures."""
+
     step: Step
     notebook: Notebook | None
     model: str | None
@@ -62,8 +64,12 @@ def read_notebook(path: Path, log_pattern: str | None) -> Notebook:
     for cell in (c for c in notebook.cells if c.cell_type == "code"):
         for output in cell.get("outputs", []):
             outputs.append(output.get("text") or output.get("data", {}).get("text/plain", ""))
-    imports = [name.split(" as ")[0].strip() for match in IMPORTED.finditer(code)
-               for name in match[1].replace("\n", " ").split(",") if name.strip()]
+    imports = [
+        name.split(" as ")[0].strip()
+        for match in IMPORTED.finditer(code)
+        for name in match[1].replace("\n", " ").split(",")
+        if name.strip()
+    ]
     return Notebook(path, markdown, read_log("\n".join(map(str, outputs)), log_pattern), imports, code)
 
 
@@ -91,9 +97,11 @@ def tie_notebooks(steps: list[Step], notebooks: list[Notebook]) -> dict[int, Not
     """{index of a step: its notebook}."""
     tied: dict[int, Notebook] = {}
     for notebook in notebooks:
-        named = {s.number for s in steps_in(notebook.markdown, notebook.path.name)} or \
-            {file_number(notebook.path)} - {None} or \
-            {int(m[1]) for name in notebook.imports if (m := re.fullmatch(r"model_?0*(\d+)", name, re.I))}
+        named = (
+            {s.number for s in steps_in(notebook.markdown, notebook.path.name)}
+            or {file_number(notebook.path)} - {None}
+            or {int(m[1]) for name in notebook.imports if (m := re.fullmatch(r"model_?0*(\d+)", name, re.I))}
+        )
         for i, step in enumerate(steps):
             if i not in tied and step.number in named:
                 tied[i] = notebook
@@ -117,13 +125,15 @@ def read_submission(folder: Path, log_pattern: str | None = None, seconds: float
     if not folder.is_dir() or not any(folder.iterdir()):
         raise ConfigError(f"{folder}: an empty folder (nothing handed in)")
     readme = next((p for p in sorted(folder.iterdir()) if p.name.lower() == "readme.md"), None)
-    notebooks = [read_notebook(p, log_pattern) for p in sorted(folder.rglob("*.ipynb"))
-                 if ".ipynb_checkpoints" not in p.parts]
+    notebooks = [
+        read_notebook(p, log_pattern) for p in sorted(folder.rglob("*.ipynb")) if ".ipynb_checkpoints" not in p.parts
+    ]
     if readme is None and not any(n.markdown.strip() for n in notebooks):
         raise ConfigError(f"{folder}: no write-up (no README.md, no notebook with markdown cells)")
     steps: dict[int | None, Step] = {}
-    for text, source in ([(readme.read_text(errors="replace"), readme.name)] if readme else []) + \
-            [(n.markdown, n.path.name) for n in notebooks]:
+    for text, source in ([(readme.read_text(errors="replace"), readme.name)] if readme else []) + [
+        (n.markdown, n.path.name) for n in notebooks
+    ]:
         for step in steps_in(text, source):
             if step.number in steps:  # the same step in the README and its notebook: one step, parts merged
                 steps[step.number].parts = {**step.parts, **steps[step.number].parts}

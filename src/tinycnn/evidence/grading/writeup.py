@@ -6,6 +6,7 @@ paragraphs and list items, tables, code. A step starts at a heading that names a
 `## Final model`); its parts are headings of any level, or bold or plain labels at the start of a
 paragraph or list item (`**Target**:`, `Results:`), and run to the next part or step.
 """
+
 from __future__ import annotations
 
 import re
@@ -17,36 +18,44 @@ STEP_HEADING = re.compile(r"\b(?:step|model)[\s_-]*(\d+)\b|\bfinal\s+model\b", r
 PART = re.compile(r"^\s*(?:\*\*|__)?\s*(target|results?|analysis)\s*(?::\s*(?:\*\*|__)|(?:\*\*|__)\s*:?|:|$)\s*", re.I)
 # Figures in many spellings: 7,712 / 7712 / 7.4k / 6.3M parameters; accuracies with or without %.
 NUMBER = r"(\d+(?:[.,]\d+)*)\s*([kKmM])?\b"
-PARAMS = re.compile(rf"(?:parameters|params)\s*:?\s*(?:count\s*:?\s*)?{NUMBER}|{NUMBER}\s*(?:parameters|params)\b", re.I)
-BEST_TRAIN = re.compile(r"best\s+train(?:ing)?(?:\s+acc(?:uracy)?)?\s*(?:\(\w+\))?\s*:?\s*(\d{1,3}(?:\.\d{1,4})?)\s*%?", re.I)
-BEST_TEST = re.compile(r"best\s+(?:test|val(?:idation)?)(?:\s+acc(?:uracy)?)?\s*(?:\(\w+\))?\s*:?\s*(\d{1,3}(?:\.\d{1,4})?)\s*%?", re.I)
-REACHED = re.compile(r"(?:from|since|at|in|by)\s+(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)?\s+epoch|epoch\s+(\d{1,2})\s+on", re.I)
+PARAMS = re.compile(
+    rf"(?:parameters|params)\s*:?\s*(?:count\s*:?\s*)?{NUMBER}|{NUMBER}\s*(?:parameters|params)\b", re.I
+)
+BEST_TRAIN = re.compile(
+    r"best\s+train(?:ing)?(?:\s+acc(?:uracy)?)?\s*(?:\(\w+\))?\s*:?\s*(\d{1,3}(?:\.\d{1,4})?)\s*%?", re.I
+)
+BEST_TEST = re.compile(
+    r"best\s+(?:test|val(?:idation)?)(?:\s+acc(?:uracy)?)?\s*(?:\(\w+\))?\s*:?\s*(\d{1,3}(?:\.\d{1,4})?)\s*%?", re.I
+)
+REACHED = re.compile(
+    r"(?:from|since|at|in|by)\s+(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)?\s+epoch|epoch\s+(\d{1,2})\s+on", re.I
+)
 CONSISTENT = re.compile(r"\b(consisten\w*|stabl[ey]|reliabl[ey]|every\s+time|always)\b", re.I)
 
 
 @dataclass
 class Block:
-    kind: str   # heading, text (a paragraph or list item), table, code
+    kind: str  # heading, text (a paragraph or list item), table, code
     text: str
     level: int = 0  # a heading's level
 
 
 @dataclass
 class Claims:
-    params: int | None = None       # the parameter count claimed (7.4k: 7400)
-    params_text: str = ""           # as written, for the evidence line
-    params_tolerance: float = 0     # half a unit of the last digit written: 7.4k is 7,350 to 7,450
+    params: int | None = None  # the parameter count claimed (7.4k: 7400)
+    params_text: str = ""  # as written, for the evidence line
+    params_tolerance: float = 0  # half a unit of the last digit written: 7.4k is 7,350 to 7,450
     best_train: float | None = None
     best_test: float | None = None
     reached_epoch: int | None = None
-    consistent: str = ""            # a word claiming consistency ("consistently"), if any
+    consistent: str = ""  # a word claiming consistency ("consistently"), if any
 
 
 @dataclass
 class Step:
-    number: int | None          # None: "Final model"
+    number: int | None  # None: "Final model"
     heading: str
-    source: str                 # README.md or the notebook it was found in
+    source: str  # README.md or the notebook it was found in
     parts: dict[str, str] = field(default_factory=dict)  # target, result, analysis
 
     @property
@@ -101,7 +110,7 @@ def steps_in(markdown: str, source: str) -> list[Step]:
         label = PART.match(block.text) if block.kind in ("heading", "text") else None
         if label:
             part = part_name(label[1])
-            rest = block.text[label.end():].strip()
+            rest = block.text[label.end() :].strip()
             step.parts[part] = (step.parts.get(part, "") + "\n" + rest).strip()
         elif part and block.kind in ("text", "table"):
             step.parts[part] = (step.parts.get(part, "") + "\n" + block.text).strip()
@@ -111,7 +120,9 @@ def steps_in(markdown: str, source: str) -> list[Step]:
 
 
 def number(digits: str, suffix: str | None) -> float:
-    value = float(digits.replace(",", "")) if re.fullmatch(r"\d{1,3}(,\d{3})+", digits) else float(digits.replace(",", "."))
+    value = (
+        float(digits.replace(",", "")) if re.fullmatch(r"\d{1,3}(,\d{3})+", digits) else float(digits.replace(",", "."))
+    )
     return value * {"k": 1e3, "m": 1e6}.get((suffix or "").lower(), 1)
 
 
@@ -127,7 +138,7 @@ def claims_in(text: str) -> Claims:
         claims.params, claims.params_text = round(number(digits, suffix)), match[0].strip()
         if suffix:
             decimals = len(digits.split(".")[1]) if "." in digits else 0
-            claims.params_tolerance = 0.5 * 10 ** -decimals * {"k": 1e3, "m": 1e6}[suffix.lower()]
+            claims.params_tolerance = 0.5 * 10**-decimals * {"k": 1e3, "m": 1e6}[suffix.lower()]
     if match := BEST_TRAIN.search(text):
         claims.best_train = percent(match[1])
     if match := BEST_TEST.search(text):
