@@ -123,7 +123,7 @@ def test_a_worker_killed_mid_seed_changes_nothing(cluster, mnist, tmp_path):
             "-m",
             "tinycnn.cli",
             "run",
-            str(experiment(tmp_path, epochs=4)),
+            str(experiment(tmp_path, epochs=3)),
             "--out",
             str(tmp_path / "out"),
             "--cluster",
@@ -144,7 +144,7 @@ def test_a_worker_killed_mid_seed_changes_nothing(cluster, mnist, tmp_path):
     processes[1].wait()
     _, stderr = run.communicate(timeout=300)
     assert run.returncode == 0, stderr
-    same_as_here(tmp_path / "out", (0, 1), mnist, epochs=4)
+    same_as_here(tmp_path / "out", (0, 1), mnist, epochs=3)
     processes[1] = worker(address, folder, "w1b")  # the cluster has two workers again
 
 
@@ -207,7 +207,7 @@ def test_check_rerun_sends_its_sandboxed_seeds_to_the_cluster_with_the_same_numb
     address, _, _ = cluster
     folder = write_submission(tmp_path / "hal")
     recipe = tmp_path / "recipe.toml"
-    recipe.write_text("[train]\nepochs = 3\ntrain_subset = 640\ntest_subset = 500\nema = 0.9\n")
+    recipe.write_text("[train]\nepochs = 2\ntrain_subset = 640\ntest_subset = 500\nema = 0.9\n")
     rules = {}
     for where in ("here", "there"):
         result = call_cli(
@@ -224,4 +224,4 @@ def test_check_rerun_sends_its_sandboxed_seeds_to_the_cluster_with_the_same_numb
         rules[where] = next(r for r in json.loads(result.stdout)["rules"] if r["name"] == "rerun")
     assert f"recipe recipe.toml on the Dask cluster at {address}, 2 seeds" in rules["there"]["evidence"]
     tests = {where: [run["test"] for run in rule["details"]] for where, rule in rules.items()}
-    assert tests["here"] == tests["there"] and len(tests["here"][0]) == 3, tests
+    assert tests["here"] == tests["there"] and len(tests["here"][0]) == 2, tests

@@ -64,21 +64,22 @@ def trained(readme_run, tmp_path_factory) -> Path:
     return project
 
 
-def test_init_writes_a_project_in_plain_pytorch_and_never_overwrites(tmp_path):
+def test_init_writes_a_project_in_plain_pytorch_and_never_overwrites(tmp_path, capsys, monkeypatch):
     project = tmp_path / "new"
-    result = run_cli("init", project)
+    result = call_cli(capsys, "init", project)
     assert result.returncode == 0, result.stderr
     assert sorted(p.relative_to(project).as_posix() for p in project.rglob("*") if p.is_file()) == [
         ".gitignore", "README.md", "experiments/step1.toml", "experiments/step2.toml", "experiments/step3.toml",
         "model.py"]
     assert "tinycnn" not in (project / "model.py").read_text().split('"""', 2)[2]  # plain PyTorch, no tinycnn imports
+    monkeypatch.chdir(project)
     for step in (1, 2, 3):
-        summary = run_cli("summary", f"model.py:Model_{step}", cwd=project)
+        summary = call_cli(capsys, "summary", f"model.py:Model_{step}")
         assert summary.returncode == 0 and "covers the whole 28x28 input" in summary.stdout, summary.stderr
         assert f'model = "../model.py:Model_{step}"' in (project / "experiments" / f"step{step}.toml").read_text()
-    line = one_line_error(run_cli("init", project))
+    line = one_line_error(call_cli(capsys, "init", project))
     assert "not an empty folder" in line and "never overwrites" in line
-    assert "not an empty folder" in one_line_error(run_cli("init", project / "model.py"))
+    assert "not an empty folder" in one_line_error(call_cli(capsys, "init", project / "model.py"))
 
 
 def test_this_repository_passes_its_own_check(capsys):
