@@ -4,17 +4,13 @@ evidence, for the student who does the challenge and the teacher who grades it.
 A project is tinycnn-structured: experiments/step1..N.toml naming Model_1..Model_N (in the
 project's model.py, or tinycnn's registered models in tinycnn's own repository), their metrics in
 reports/<step>/seed<N>.json. The rules, with the edition's numbers as options (CheckOptions):
-  steps       exactly N steps, step i training Model_i
-  budget      every model under the parameter budget
-  epochs      every step at most the epoch limit
+  steps, budget, epochs   exactly N steps, step i training Model_i, under the budget, within the epochs
   texts       every step has a Target that says why, a Result (its metrics) and an Analysis
-  holds       the last step holds the target on each scored epoch, on every one of its seeds
-              (the share with its Wilson interval; a single seed is called a single run)
-  figures     every figure written by hand in a Target or Analysis that looks like a measurement
-              (a percentage, a parameter count, an epoch count) is one the metrics give
+  holds       the last step holds the target on each scored epoch on every seed (Wilson interval; one seed: one run)
+  figures     every figure typed in a Target or Analysis (a percentage, parameters, epochs) is one the metrics give
   rf          each model's receptive field covers the 28-pixel input
-  provenance  the metrics were produced by the project's code (the model file's SHA-256 recorded
-              by every seed; for registered models, the committed weights fit the code)
+  provenance  the metrics come from the project's code (model.py's SHA-256 in every seed; committed weights fit)
+The project's model.py is built only in a sandboxed child (grading/sandbox.py): it is someone's code.
 """
 from __future__ import annotations
 
@@ -27,7 +23,7 @@ from tinycnn.evidence import records
 from tinycnn.evidence.challenge import MAX_EPOCHS, MAX_PARAMS, SCORED_EPOCHS, TARGET, experiment_stats, wilson_interval
 from tinycnn.evidence.experiment import Experiment, load_experiments
 from tinycnn.evidence.facts import experiment_facts
-from tinycnn.evidence.grading.models import measured
+from tinycnn.evidence.grading.models import measured_classes
 from tinycnn.models.model import MODELS, count_parameters
 from tinycnn.models.receptive_field import RFRow
 from tinycnn.models.spec import ModelSpec
@@ -74,18 +70,22 @@ class Step:
 
 
 def load_steps(project: Path) -> list[Step]:
-    experiments = [e for e in load_experiments(project / "experiments") if re.fullmatch(r"step\d+", e.name)]
+    experiments = sorted((e for e in load_experiments(project / "experiments") if re.fullmatch(r"step\d+", e.name)),
+                         key=lambda e: int(e.name[4:]))
+    specs = [ModelSpec.of(e.train) for e in experiments]
+    files = measured_classes([(s.file, s.name) for s in specs if s.is_file])  # someone's code: in a sandboxed child
     steps = []
-    for exp in sorted(experiments, key=lambda e: int(e.name[4:])):
-        spec, model, params, problem, found = ModelSpec.of(exp.train), None, None, "", {}
-        try:  # someone's model.py is built only in a sandboxed child (grading/sandbox.py); ours here
-            found = measured(spec.file, spec.name) if spec.is_file else {}
+    for exp, spec in zip(experiments, specs):
+        model, params, problem, found = None, None, "", files.get((spec.file, spec.name), {})
+        try:
+            if "error" in found:
+                raise DataError(found["error"])
             model = None if spec.is_file else spec.build()
             params = found["params"] if spec.is_file else count_parameters(model)
         except PROBLEMS as e:
             problem = str(e)
-        steps.append(Step(exp, model, params, records.read_seeds(project / "reports" / exp.name, exp.seeds), problem,
-                          found))
+        seeds = records.read_seeds(project / "reports" / exp.name, exp.seeds)
+        steps.append(Step(exp, model, params, seeds, problem, found))
     return steps
 
 

@@ -11,7 +11,6 @@ import json
 from importlib.metadata import version
 from pathlib import Path
 
-from tinycnn.errors import DataError
 from tinycnn.evidence.grading.sandbox import Ran, run_isolated
 from tinycnn.files import write_json
 from tinycnn.train.data import default_data_dir
@@ -62,13 +61,17 @@ def cache_path(source: bytes, names: list[str]) -> Path:
     return default_data_dir() / "grading" / f"{key}.json"
 
 
-def measured(file: Path, name: str) -> dict:
-    """One class of a model file, measured in the sandbox: {params, rf, rf_rows} or {params, rf_error};
-    DataError in one line when it cannot be built (its import fails, it returns the wrong shape)."""
-    ran = measure(file.parent, file.name, [name])
-    if not ran.ok or "error" in ran.output[name]:
-        raise DataError(ran.error if not ran.ok else ran.output[name]["error"])
-    return ran.output[name]
+def measured_classes(pairs: list[tuple[Path, str]]) -> dict[tuple[Path, str], dict]:
+    """Each (model file, class) measured, one sandboxed child per file: {params, rf, rf_rows} (or
+    rf_error), or {error} in one line when it cannot be built (its import fails, a wrong shape)."""
+    by_file: dict[Path, list[str]] = {}
+    for file, name in pairs:
+        by_file.setdefault(file, []).append(name)
+    found = {}
+    for file, names in by_file.items():
+        ran = measure(file.parent, file.name, sorted(set(names)))
+        found.update({(file, name): ran.output[name] if ran.ok else {"error": ran.error} for name in names})
+    return found
 
 
 def measure(folder: Path, model_file: str, names: list[str], seconds: float = 300) -> Ran:
