@@ -193,7 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("model", help=MODEL_HELP)
     export.add_argument("--model-file", metavar="FILE.py", help=MODEL_FILE_HELP)
     export.add_argument("--format", required=True, choices=("onnx", "int8", "c"), help="what to write")
-    export.add_argument("--weights", default="fp32", choices=("fp32", "int8"), help="C only: weight precision")
+    export.add_argument("--weights", choices=("fp32", "int8"),
+                        help="C only: fp32 (the default), or int8: integer-only C with a planned arena")
+    export.add_argument("--target", choices=("cortex-m0", "cortex-m4"),
+                        help="int8 C: also write firmware for an emulated board, build it with arm-none-eabi-gcc "
+                             "and run it in qemu-system-arm (flash, RAM and instructions per digit)")
+    export.add_argument("--ram-limit", type=int, metavar="BYTES",
+                        help="int8 C: refuse a model whose arena needs more than BYTES")
     export.add_argument("--out", required=True, help="folder to write into")
     export.add_argument("--data-dir", help="MNIST folder (the export is checked on the test images)")
 

@@ -17,18 +17,35 @@ from tinycnn.evidence.runner import writable_folder
 from tinycnn.files import write_json
 from tinycnn.models.names import is_model_file
 from tinycnn.models.spec import ModelSpec
+from tinycnn.ship import firmware
 from tinycnn.ship.onnx import export as export_model
 from tinycnn.ship.weights import Weights, load_model, shipped_weights
 from tinycnn.train.data import find_mnist, load_mnist
 
 
+def c_weights(args: argparse.Namespace) -> str:
+    """--weights, defaulting to int8 with --target; --target and --ram-limit only for the integer C."""
+    chosen = args.weights or ("int8" if args.target else "fp32")
+    for flag, value in (("--target", args.target), ("--ram-limit", args.ram_limit)):
+        if value is not None and (args.format != "c" or chosen != "int8"):
+            raise ConfigError(f"{flag} is for the integer-only C: --format c --weights int8")
+    if args.target:
+        firmware.check_tools(args.target)
+    return chosen
+
+
 def export(args: argparse.Namespace) -> int:
     weights = load_model(args.model, args.model_file)
+    precision = c_weights(args)
     out = Path(args.out)
     created = not out.exists()
     writable_folder(out)
     try:
-        exported = export_model(weights, args.format, out, load_mnist(source=find_mnist(args.data_dir)), args.weights)
+        data = load_mnist(source=find_mnist(args.data_dir))
+        exported = export_model(weights, args.format, out, data, precision, args.ram_limit)
+        if args.target:
+            files, built = firmware.measure(out, args.target, weights.name, data.test_images[:firmware.DIGITS])
+            write_json(out / "model.json", {**exported.description, "firmware": built})
     except BaseException:
         if created:  # nothing half-written: a refused or failed export leaves no folder behind
             shutil.rmtree(out, ignore_errors=True)
@@ -41,6 +58,18 @@ def export(args: argparse.Namespace) -> int:
               f"predictions equal; largest logit difference {agreed.largest_logit_difference:.2g})")
     else:
         print(f"not checked: {exported.c['checked']}")
+    if exported.c and "arena_bytes" in exported.c:
+        print(f"arena (tinycnn_model.h: TINYCNN_ARENA_BYTES): {exported.c['arena_bytes']:,} bytes")
+    if args.target:
+        for path in files.values():
+            print(f"wrote {path}")
+        print(f"firmware for the {built['board']}, built with {built['compiler']}: `make -C {out} run` runs it in "
+              f"qemu-system-arm\n  flash {built['flash_model_bytes']:,} bytes (the model) / "
+              f"{built['flash_firmware_bytes']:,} (the firmware); RAM {built['ram_bytes']:,} bytes (arena "
+              f"{built['arena_bytes_measured']:,} + stack {built['stack_bytes']:,} + image 784); "
+              f"{built['instructions_per_digit']:,} instructions per digit\n  {built['predictions_equal_to_host']} of "
+              f"{built['images']} digits equal to the host build's, logits "
+              f"{'equal' if built['logits_equal_to_host'] else 'NOT equal'}")
     print(f"wrote {out / 'model.json'}")
     return 0
 

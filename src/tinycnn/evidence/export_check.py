@@ -12,6 +12,7 @@ would compare kernels, not models).
 """
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from tinycnn.evidence.challenge import TARGET
 from tinycnn.machine import int8_kernels, machine_description
 from tinycnn.models.model import count_parameters
 from tinycnn.models.tables import count_macs
+from tinycnn.ship import firmware
 from tinycnn.ship.inference import probabilities
 from tinycnn.ship.onnx import export
 from tinycnn.ship.preprocess import preprocess_rgba
@@ -65,12 +67,29 @@ def measure_model(weights: Weights, data: MNIST) -> dict:
                            "bytes": sum(path.stat().st_size for path in exported.files.values()),
                            "holds_target": agreed.test_accuracy >= TARGET}
             if exported.c:
-                found[name].update({k: exported.c[k] for k in ("flash_bytes", "largest_buffer_bytes",
-                                                                "static_ram_bytes", "images_per_second_one_core")})
+                found[name].update({k: exported.c[k] for k in ("flash_bytes", "constant_bytes", "largest_buffer_bytes",
+                                                                "static_ram_bytes",
+                                                                "arena_bytes", "images_per_second_one_core")
+                                    if k in exported.c})
+            if name == "c_int8":
+                found[name]["firmware"] = on_microcontrollers(Path(tmp) / name, weights.name, data)
             if exported.int8:
                 found[name]["int8"] = exported.int8
         found["pytorch_test_accuracy"] = agreed.pytorch_test_accuracy
         found["parameters"], found["macs_per_image"] = count_parameters(weights.model), count_macs(weights.model)
+    return found
+
+
+def on_microcontrollers(c_folder: Path, model: str, data: MNIST) -> dict:
+    """The integer C as firmware on each emulated board: flash, RAM, instructions per digit, and its
+    answers on the first test digits against the host build's."""
+    found = {}
+    for target in firmware.TARGETS:
+        folder = c_folder / target
+        folder.mkdir()
+        for name in ("tinycnn_model.c", "tinycnn_model.h"):
+            shutil.copyfile(c_folder / name, folder / name)
+        found[target] = firmware.measure(folder, target, model, data.test_images[:firmware.DIGITS])[1]
     return found
 
 
@@ -123,13 +142,17 @@ def check_exports(data: MNIST, reports_dir: Path, shipped: Path, only: list[str]
     kept = kept_rows(previous, only) if only else {}
     todo = [key for key in CHECKED if key[0] in only] if only else CHECKED
     paths = {key: run_weights(reports_dir, *key) for key in todo}  # all there, before any work
-    result = {"machine": machine_description(), "int8_kernels": int8_kernels(), "models": []}
+    for target in firmware.TARGETS:
+        firmware.check_tools(target)
+    result = {"machine": machine_description(), "int8_kernels": int8_kernels(), "toolchain": firmware.toolchain(),
+              "models": []}
     for experiment, seed in CHECKED:
         if (experiment, seed) in kept:
             result["models"].append(kept[experiment, seed])
         if (experiment, seed) not in paths:  # kept, or (with --only) not measured yet
             continue
-        log(f"{experiment} seed {seed}: exporting to ONNX, int8 ONNX, C (fp32 and int8 weights)")
+        log(f"{experiment} seed {seed}: exporting to ONNX, int8 ONNX, C (fp32, and integer-only int8 also as "
+            f"firmware for {', '.join(firmware.TARGETS)})")
         weights = load_weights(paths[experiment, seed])
         result["models"].append({"experiment": experiment, "seed": seed, "model": weights.name,
                                  **measure_model(weights, data)})

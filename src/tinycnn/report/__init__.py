@@ -18,7 +18,7 @@ from tinycnn.evidence.sweep import Sweep, load_sweep, study_summary
 from tinycnn.files import read_json, write_text
 from tinycnn.report.bench_page import write_bench_page
 from tinycnn.report.experiment_page import write_experiment_page
-from tinycnn.report.export_page import use_block, write_export_page
+from tinycnn.report.export_page import microcontroller_block, use_block, write_export_page
 from tinycnn.report.readme import (
     PUBLIC_ANCHORS,
     bench_summary,
@@ -115,6 +115,7 @@ def write_all(experiments_dir: Path = Path("experiments"), reports_dir: Path = P
         exports = read_json(exports_json)
         written.append(write_export_page(exports, out_dir))
         blocks["use"] = use_block(exports)
+        blocks["microcontroller"] = microcontroller_block(exports)
     # The blocks stand in the README and in the pages of the project's docs/ (this repository's site).
     pages = [readme, *sorted((readme.parent / "docs").glob("*.md"))]
     for page, text in update_pages(pages, blocks).items():

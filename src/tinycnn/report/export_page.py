@@ -6,6 +6,7 @@ from pathlib import Path
 from tinycnn.evidence.challenge import TARGET
 from tinycnn.files import write_text
 from tinycnn.report.template import render
+from tinycnn.ship import firmware
 from tinycnn.ship.c import CFLAGS
 
 FORMATS = ("onnx", "int8", "c", "c_int8")
@@ -44,13 +45,47 @@ def verdict(result: dict) -> str:
 def size_rows(result: dict) -> str:
     return "\n".join(
         f"| `{m['model']}` ({m['experiment']}) | {m['seed']} | {m['parameters']:,} | {m['macs_per_image']:,} | "
-        f"{m['onnx']['bytes']:,} | {m['int8']['bytes']:,} | {m['c']['flash_bytes']:,} / {m['c_int8']['flash_bytes']:,} | "
-        f"{m['c']['largest_buffer_bytes']:,} | {m['c']['images_per_second_one_core']:,.0f} |" for m in result["models"])
+        f"{m['onnx']['bytes']:,} | {m['int8']['bytes']:,} | {m['c']['flash_bytes']:,} / "
+        f"{m['c_int8']['constant_bytes']:,} | {m['c']['static_ram_bytes']:,} / {m['c_int8']['arena_bytes']:,} | "
+        f"{m['c']['images_per_second_one_core']:,.0f} / {m['c_int8']['images_per_second_one_core']:,.0f} |"
+        for m in result["models"])
+
+
+def microcontroller_rows(result: dict) -> str:
+    """Per model and board: the firmware's flash, RAM and instructions per digit, and its answers."""
+    rows = []
+    for m in result["models"]:
+        for target, f in m["c_int8"]["firmware"].items():
+            same = "all equal" if f["logits_equal_to_host"] and f["predictions_equal_to_host"] == f["images"] else \
+                f"**{f['predictions_equal_to_host']} equal**"
+            rows.append(f"| `{m['model']}` ({m['experiment']}) | {m['seed']} | {target} | {f['flash_model_bytes']:,} | "
+                        f"{f['flash_firmware_bytes']:,} | {f['arena_bytes_measured']:,} of {f['arena_bytes_stated']:,} | "
+                        f"{f['stack_bytes']:,} | **{f['ram_bytes']:,}** | {f['instructions_per_digit']:,} | "
+                        f"{f['images']} digits: {same} |")
+    return "\n".join(rows)
+
+
+def microcontroller_goals(result: dict) -> str:
+    """The issue's goals, read off the rows: Model_7 within 8 KB flash and 4 KB RAM, Model_3 within 8 KB RAM."""
+    lines = []
+    for name, experiment, flash, ram in (("Model_7", "curve5k", 8192, 4096), ("Model_3", "step3", None, 8192)):
+        model = next((m for m in result["models"] if m["experiment"] == experiment and m["seed"] == 0), None)
+        if model is None:
+            continue
+        worst = max(model["c_int8"]["firmware"].values(), key=lambda f: f["ram_bytes"])
+        heaviest = max(f["flash_model_bytes"] for f in model["c_int8"]["firmware"].values())
+        held = worst["ram_bytes"] <= ram and (flash is None or heaviest <= flash)
+        lines.append(f"- `{name}` seed 0: integer C {model['c_int8']['test_accuracy']:.2f}% (PyTorch "
+                     f"{model['pytorch_test_accuracy']:.2f}%), RAM at most {worst['ram_bytes']:,} bytes"
+                     + (f", model flash at most {heaviest:,} bytes" if flash else "")
+                     + f": {'within' if held else '**over**'} the goal of " + (f"{flash:,} bytes of flash and " if flash
+                                                                             else "") + f"{ram:,} bytes of RAM.")
+    return "\n".join(lines)
 
 
 def agreement(result: dict) -> str:
     lines = []
-    for fmt, name in (("onnx", "ONNX fp32"), ("c", "C with fp32 weights"), ("int8", "ONNX int8"), ("c_int8", "C with int8 weights")):
+    for fmt, name in (("onnx", "ONNX fp32"), ("c", "C fp32"), ("int8", "ONNX int8"), ("c_int8", "C int8, integers only")):
         equal = [m[fmt]["predictions_equal_to_pytorch"] for m in result["models"]]
         worst = max(m[fmt]["largest_logit_difference"] for m in result["models"])
         lines.append(f"- {name}: {min(equal):,} to {max(equal):,} of 10,000 predictions equal to PyTorch's per model; "
@@ -92,19 +127,49 @@ def preprocessing(result: dict) -> str:
 
 
 def write_export_page(result: dict, out_dir: Path) -> Path:
+    tools = result["toolchain"]
     page = render("export.md", machine=result.get("machine", "this machine"), cflags=" ".join(CFLAGS),
                   verdict=verdict(result), accuracy_rows=accuracy_rows(result), size_rows=size_rows(result),
+                  microcontroller_rows=microcontroller_rows(result), microcontroller_goals=microcontroller_goals(result),
+                  compiler=tools["compiler"], emulator=tools["emulator"], digits=firmware.DIGITS,
+                  boards="; ".join(f"{target}: {board.name}, qemu-system-arm -M {board.machine}"
+                                   for target, board in firmware.TARGETS.items()),
                   agreement=agreement(result), every_cpu=every_cpu(result), preprocessing=preprocessing(result))
     return write_text(out_dir / "export.md", page)
 
 
 def use_block(result: dict) -> str:
     """README: what the shipped models give when exported."""
-    rows = ["| model | params | PyTorch | ONNX fp32 | ONNX int8 | C fp32 | C int8 | C flash fp32 / int8 | C images/s |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| model | params | PyTorch | ONNX fp32 | ONNX int8 | C fp32 | C int8 | Cortex-M0: flash / RAM (bytes) "
+            "| instructions per digit | C fp32 images/s |", "|---|---|---|---|---|---|---|---|---|---|"]
     for m in (m for m in result["models"] if m["seed"] == 0):
+        m0 = m["c_int8"]["firmware"]["cortex-m0"]
         rows.append(f"| `{m['model']}` ({m['experiment']}, seed 0) | {m['parameters']:,} | {m['pytorch_test_accuracy']:.2f}% | "
                     + " | ".join(f"{m[fmt]['test_accuracy']:.2f}%" for fmt in FORMATS)
-                    + f" | {m['c']['flash_bytes']:,} / {m['c_int8']['flash_bytes']:,} bytes | "
+                    + f" | {m0['flash_model_bytes']:,} / {m0['ram_bytes']:,} | {m0['instructions_per_digit']:,} | "
                     f"{m['c']['images_per_second_one_core']:,.0f} |")
-    return "\n".join(rows + ["", preprocessing(result)])
+    tools = result["toolchain"]
+    return "\n".join(rows + ["", f"Cortex-M0: the integer-only C (`--target cortex-m0`) on an emulated BBC micro:bit, "
+                                  f"built with {tools['compiler']}, run in {tools['emulator']}; RAM is the arena, the "
+                                  f"stack's high-water mark and the 784-byte image, as measured there "
+                                  f"([export report](reports/export.md#on-a-microcontroller)).", "",
+                              preprocessing(result)])
+
+
+def microcontroller_block(result: dict) -> str:
+    """README: the shipped models' integer C as firmware, on both emulated boards."""
+    rows = ["| model | params | C int8 accuracy | target | flash: model / firmware (bytes) | RAM: arena + stack + image "
+            "(bytes) | instructions per digit |", "|---|---|---|---|---|---|---|"]
+    for m in (m for m in result["models"] if m["seed"] == 0):
+        for target, f in m["c_int8"]["firmware"].items():
+            rows.append(f"| `{m['model']}` ({m['experiment']}, seed 0) | {m['parameters']:,} | "
+                        f"{m['c_int8']['test_accuracy']:.2f}% | {target} | {f['flash_model_bytes']:,} / "
+                        f"{f['flash_firmware_bytes']:,} | {f['arena_bytes_measured']:,} + {f['stack_bytes']:,} + 784 = "
+                        f"**{f['ram_bytes']:,}** | {f['instructions_per_digit']:,} |")
+    tools = result["toolchain"]
+    boards = ", ".join(f"{target}: {board.name}" for target, board in firmware.TARGETS.items())
+    return "\n".join(rows + ["", f"Emulated boards ({boards}); built with {tools['compiler']}, run in "
+                                 f"{tools['emulator']}; every firmware's answers and int32 logits on "
+                                 f"{firmware.DIGITS} test digits equal the host build's. How each figure is "
+                                 f"measured: [export report](reports/export.md#on-a-microcontroller).", "",
+                             microcontroller_goals(result)])

@@ -1,12 +1,13 @@
-"""Dependency-free C99 for a trained straight-chain model: tinycnn_model.c and tinycnn_model.h.
+"""Dependency-free fp32 C99 for a trained straight-chain model: tinycnn_model.c and tinycnn_model.h
+(the integer-only int8 flavour: c_integer.py, on this module's layer plan).
 
     int tinycnn_predict(const uint8_t image[784], float logits[10]);
 
 takes raw 0-255 pixels in row-major order, normalises them as in training, writes the ten logits
 and returns the predicted digit (for a model ending in log_softmax: the scores before it). Batch
 norm is folded into the convolution before it (one after a ReLU or a pool: a per-channel scale and
-shift of its own); weights are `const` arrays (fp32 as exact hex-float literals, or int8 with one
-float scale per output channel); activations ping-pong between two static float buffers: no
+shift of its own); weights are `const` arrays of exact hex-float literals; activations ping-pong
+between two static float buffers: no
 malloc, no library beyond <stdint.h>.
 The layer plan comes from tracing the model (analysis.trace_leaf_calls), so any straight chain
 of convolutions (grouped and depthwise ones too), batch norms, ReLUs, max pools, global average
@@ -137,21 +138,13 @@ def ends_in_log_softmax(model: nn.Module) -> bool:
 
 
 def literal(values: np.ndarray, kind: str) -> str:
-    """A C initialiser: float32 values as exact hex literals, or int8 integers, eight to a line."""
+    """A C initialiser: float32 values as exact hex literals, or integers, eight to a line."""
     flat = values.reshape(-1)
     items = [f"{float(np.float32(v)).hex()}f" for v in flat] if kind == "float" else [str(int(v)) for v in flat]
     return ",\n".join("    " + ", ".join(items[i:i + 8]) for i in range(0, len(items), 8))
 
 
-def quantise(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """int8 weights with one scale per output channel: w ~ q * scale, q in [-127, 127]."""
-    peak = np.abs(weight.reshape(len(weight), -1)).max(1)
-    scale = np.where(peak > 0, peak / 127.0, 1.0)
-    q = np.clip(np.rint(weight / scale.reshape(-1, *[1] * (weight.ndim - 1))), -127, 127).astype(np.int8)
-    return q, scale.astype(np.float32)
-
-
-def source(layers: list[Layer], weights: Weights, kind: str) -> tuple[str, str, dict]:
+def source(layers: list[Layer], weights: Weights) -> tuple[str, str, dict]:
     """(tinycnn_model.c, tinycnn_model.h, facts: flash and RAM in bytes)."""
     biggest = max(int(np.prod(layer.shape_out)) for layer in layers)
     biggest = max(biggest, 28 * 28)
@@ -163,19 +156,12 @@ def source(layers: list[Layer], weights: Weights, kind: str) -> tuple[str, str, 
         if layer.kind in ("conv", "linear"):
             weight = layer.weight if layer.kind == "conv" else layer.weight.reshape(*layer.weight.shape, 1, 1)
             k = weight.shape[-1]
-            if kind == "int8":
-                q, scale = quantise(weight)
-                arrays += [f"static const int8_t W{i}[{q.size}] = {{\n{literal(q, 'int')}\n}};",
-                           f"static const float S{i}[{scale.size}] = {{\n{literal(scale, 'float')}\n}};"]
-                flash += q.size + 4 * scale.size
-            else:
-                arrays.append(f"static const float W{i}[{weight.size}] = {{\n{literal(weight, 'float')}\n}};")
-                flash += 4 * weight.size
+            arrays.append(f"static const float W{i}[{weight.size}] = {{\n{literal(weight, 'float')}\n}};")
+            flash += 4 * weight.size
             arrays.append(f"static const float B{i}[{layer.bias.size}] = {{\n{literal(layer.bias, 'float')}\n}};")
             flash += 4 * layer.bias.size
-            scale_ref = f"S{i}" if kind == "int8" else "0"
             cin = c if layer.kind == "conv" else int(np.prod(layer.shape_in))
-            calls.append(f"    conv({src}, {dst}, W{i}, {scale_ref}, B{i}, {cin}, {h}, {w}, {oc}, {k}, "
+            calls.append(f"    conv({src}, {dst}, W{i}, B{i}, {cin}, {h}, {w}, {oc}, {k}, "
                          f"{layer.stride}, {layer.padding}, {layer.groups}, {oh}, {ow}, {int(layer.relu)});"
                          f" /* {layer.name} */")
         elif layer.kind == "batchnorm":
@@ -192,13 +178,10 @@ def source(layers: list[Layer], weights: Weights, kind: str) -> tuple[str, str, 
         src, dst = dst, src
     mean, std = np.float32(weights.meta["mean"]), np.float32(weights.meta["std"])
     header = HEADER.format(model=weights.name)
-    weight_type = "int8_t" if kind == "int8" else "float"
-    scaled = "((acc) * (scale)[co])" if kind == "int8" else "(acc)"
     code = "\n".join([
-        f"/* {weights.name} as C99 ({kind} weights), written by `tinycnn export --format c`. */",
+        f"/* {weights.name} as C99 (fp32), written by `tinycnn export --format c`. */",
         '#include "tinycnn_model.h"', "",
-        f"#define TINYCNN_BUFFER_FLOATS {biggest}", f"#define WEIGHT_T {weight_type}",
-        f"#define SCALED(acc, scale, co) {scaled}", "",
+        f"#define TINYCNN_BUFFER_FLOATS {biggest}", "",
         *arrays, "", RUNTIME["buffers"],
         *[RUNTIME[part] for part in ("conv", "batchnorm", "maxpool", "gap")
           if any(layer.kind == part or (part == "conv" and layer.kind == "linear") for layer in layers)],
@@ -217,33 +200,32 @@ def source(layers: list[Layer], weights: Weights, kind: str) -> tuple[str, str, 
     return code, header, facts
 
 
-def compile_and_run(folder: Path, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
+def compile_and_run(folder: Path, images: np.ndarray, harness: str = HARNESS,
+                    logit_type=np.float32) -> tuple[np.ndarray, np.ndarray, float] | None:
     """Build folder's C with a harness (cc, CFLAGS) and run `images` through it: (digits, logits,
-    seconds in tinycnn_predict). None when no C compiler is installed; CalledProcessError if the
-    code does not compile cleanly."""
+    seconds in tinycnn_predict). The harness writes a digit byte and ten 4-byte logits per image.
+    None when no C compiler is installed; CalledProcessError if the code does not compile cleanly."""
     compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if compiler is None:
         return None
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "harness.c").write_text(HARNESS)
+        (Path(tmp) / "harness.c").write_text(harness)
         program = Path(tmp) / "harness"
         subprocess.run([compiler, *CFLAGS, "-I", str(folder), str(folder / "tinycnn_model.c"),
                         str(Path(tmp) / "harness.c"), "-o", str(program)], check=True, capture_output=True, text=True)
         run = subprocess.run([str(program)], input=np.ascontiguousarray(images, dtype=np.uint8).tobytes(),
                              capture_output=True, check=True)
     out = np.frombuffer(run.stdout, dtype=np.uint8).reshape(len(images), 41)
-    logits = out[:, 1:].copy().view(np.float32)
+    logits = out[:, 1:].copy().view(logit_type)
     return out[:, 0].astype(np.int64), logits, float(run.stderr.decode())
 
 
-def export(weights: Weights, out_dir: Path, kind: str, images: np.ndarray) -> tuple[dict, np.ndarray | None, dict]:
-    """Write the C files; compile and run them on `images` when a compiler is there.
+def export(weights: Weights, out_dir: Path, images: np.ndarray) -> tuple[dict, np.ndarray | None, dict]:
+    """Write the fp32 C files; compile and run them on `images` when a compiler is there.
     Returns ({file name: path}, the logits (None when no compiler ran them), the C model's facts)."""
-    if kind not in ("fp32", "int8"):
-        raise ConfigError(f"--weights must be fp32 or int8, not {kind!r}")
     layers = plan(weights.model)
     log_probabilities = ends_in_log_softmax(weights.model)
-    code, header, facts = source(layers, weights, kind)
+    code, header, facts = source(layers, weights)
     files = {"tinycnn_model.c": write_text(out_dir / "tinycnn_model.c", code),
              "tinycnn_model.h": write_text(out_dir / "tinycnn_model.h", header)}
     facts["macs_per_image"] = count_macs(weights.model)

@@ -9,12 +9,11 @@ RUNTIME = {  # emitted only when the model uses them (-Wall refuses unused stati
 /* out[co][y][x] = bias[co] + sum over ci, ky, kx of w[co][ci][ky][kx] * in[first + ci][y*s+ky-p][x*s+kx-p]
    where ci runs over the cin / g input channels of output channel co's group, which starts at channel
    first (g = 1: every input channel; g = cin = cout: depthwise, one channel each). A linear layer is
-   the 1x1 case on a 1x1 map; int8 weights are multiplied by their channel's scale */
-static void conv(const float *in, float *out, const WEIGHT_T *w, const float *scale, const float *bias,
+   the 1x1 case on a 1x1 map */
+static void conv(const float *in, float *out, const float *w, const float *bias,
                  int cin, int h, int wd, int cout, int k, int s, int p, int g, int oh, int ow, int relu) {
     int co, ci, y, x, ky, kx;
     const int group_in = cin / g, group_out = cout / g;
-    (void)scale; /* unused with fp32 weights */
     for (co = 0; co < cout; co++) {
         const float *first = in + (co / group_out) * group_in * h * wd;
         for (y = 0; y < oh; y++) {
@@ -31,7 +30,7 @@ static void conv(const float *in, float *out, const WEIGHT_T *w, const float *sc
                         }
                     }
                 }
-                acc = SCALED(acc, scale, co) + bias[co];
+                acc += bias[co];
                 out[(co * oh + y) * ow + x] = (relu && acc < 0.0f) ? 0.0f : acc;
             }
         }

@@ -1,4 +1,4 @@
-"""Ship a trained model: ONNX (fp32), int8 ONNX, or dependency-free C (export_c.py).
+"""Ship a trained model: ONNX (fp32), int8 ONNX, or dependency-free C (c.py: fp32, c_integer.py: int8).
 
 Every exported model takes raw pixels (0-255, 28x28, one channel) and does the training
 normalisation itself, so a caller never needs the mean and std. Each export is checked on the
@@ -46,6 +46,7 @@ from tinycnn.machine import int8_kernels
 from tinycnn.models.model import count_parameters
 from tinycnn.models.tables import count_macs
 from tinycnn.ship import c as export_c
+from tinycnn.ship import c_integer
 from tinycnn.ship.weights import Weights
 from tinycnn.train.data import MNIST, normalise
 
@@ -259,14 +260,19 @@ def agreement(logits: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> 
                      int((logits.argmax(1) == reference.argmax(1)).sum()), float(np.abs(logits - reference).max()))
 
 
-def export(weights: Weights, fmt: str, out_dir: Path, data: MNIST, c_weights: str = "fp32") -> Exported:
+def export(weights: Weights, fmt: str, out_dir: Path, data: MNIST, c_weights: str = "fp32",
+           ram_limit: int | None = None) -> Exported:
     """Write `fmt` into `out_dir`, check it on the test images, write model.json."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     images, labels = data.test_images, data.test_labels
     c_facts = int8 = None
     if fmt == "c":
-        files, logits, c_facts = export_c.export(weights, out_dir, c_weights, images)
+        if c_weights not in ("fp32", "int8"):
+            raise ConfigError(f"--weights must be fp32 or int8, not {c_weights!r}")
+        files, logits, c_facts = (export_c.export(weights, out_dir, images) if c_weights == "fp32" else
+                                  c_integer.export(weights, out_dir, images, calibration_images(data)[:, 0].astype(np.uint8),
+                                                   ram_limit))  # the int8 ONNX's calibration, as pixels
     else:
         model = onnx_bytes(weights)
         if fmt == "int8":
@@ -278,7 +284,7 @@ def export(weights: Weights, fmt: str, out_dir: Path, data: MNIST, c_weights: st
             int8 = integer_kernel_check(model, logits, images)
     agreed = agreement(logits, torch_logits(weights, images), labels) if logits is not None else None
     described = {
-        "model": weights.name, "format": fmt if fmt != "c" else f"c ({c_weights} weights)",
+        "model": weights.name, "format": fmt if fmt != "c" else "c (fp32 weights)" if c_weights == "fp32" else "c (int8, integers only)",
         "parameters": count_parameters(weights.model), "macs_per_image": count_macs(weights.model),
         "input": {"shape": [1, 28, 28], "pixels": "0-255 (uint8 for C, float32 for ONNX), row-major, white on black"},
         "normalisation": {"mean": weights.meta["mean"], "std": weights.meta["std"], "applied": "inside the model"},
