@@ -160,7 +160,7 @@ static void gap_row(const Stage *st, int8_t *arena) {
     int8_t *out = arena + st[1].ring;
     int ch;
     for (ch = 0; ch < st->c; ch++) {
-        const int32_t q = st->a->out_zero + rescale(sums[ch] - st->h * st->w * st->a->in_zero, st->a->mult[0],
+        const int32_t q = st->a->out_zero + rescale(sums[ch] - (int32_t)st->h * st->w * st->a->in_zero, st->a->mult[0],
                                                     st->a->shift[0]);
         out[ch] = (int8_t)(q < -128 ? -128 : q > 127 ? 127 : q);
     }
