@@ -157,19 +157,16 @@ def use_block(result: dict) -> str:
 
 
 def microcontroller_block(result: dict) -> str:
-    """README: the shipped models' integer C as firmware, on both emulated boards."""
-    rows = ["| model | params | C int8 accuracy | target | flash: model / firmware (bytes) | RAM: arena + stack + image "
-            "(bytes) | instructions per digit |", "|---|---|---|---|---|---|---|"]
+    """README: the shipped models' integer C as firmware on both emulated boards, a row per model."""
+    rows = ["| model | params | C int8 | Cortex-M0: flash / RAM (bytes), instructions per digit | Cortex-M4: the same |",
+            "|---|---|---|---|---|"]
     for m in (m for m in result["models"] if m["seed"] == 0):
-        for target, f in m["c_int8"]["firmware"].items():
-            rows.append(f"| `{m['model']}` ({m['experiment']}, seed 0) | {m['parameters']:,} | "
-                        f"{m['c_int8']['test_accuracy']:.2f}% | {target} | {f['flash_model_bytes']:,} / "
-                        f"{f['flash_firmware_bytes']:,} | {f['arena_bytes_measured']:,} + {f['stack_bytes']:,} + 784 = "
-                        f"**{f['ram_bytes']:,}** | {f['instructions_per_digit']:,} |")
+        cells = [f"{f['flash_model_bytes']:,} / **{f['ram_bytes']:,}**, {f['instructions_per_digit'] / 1e6:.1f}M"
+                 for f in m["c_int8"]["firmware"].values()]
+        rows.append(f"| `{m['model']}` ({m['experiment']}) | {m['parameters']:,} | {m['c_int8']['test_accuracy']:.2f}% | "
+                    + " | ".join(cells) + " |")
     tools = result["toolchain"]
-    boards = ", ".join(f"{target}: {board.name}" for target, board in firmware.TARGETS.items())
-    return "\n".join(rows + ["", f"Emulated boards ({boards}); built with {tools['compiler']}, run in "
-                                 f"{tools['emulator']}; every firmware's answers and int32 logits on "
-                                 f"{firmware.DIGITS} test digits equal the host build's. How each figure is "
-                                 f"measured: [export report](reports/export.md#on-a-microcontroller).", "",
-                             microcontroller_goals(result)])
+    return "\n".join(rows + ["", f"The [integer-only int8 C](docs/use.md#on-a-microcontroller) (the same bits on every "
+                                  f"compiler and CPU) as firmware; RAM: arena + stack + image. {tools['compiler']}, "
+                                  f"{tools['emulator']}; answers and logits on {firmware.DIGITS} test digits equal the "
+                                  f"host build's ([how each figure is measured](reports/export.md#on-a-microcontroller))."])
