@@ -1,8 +1,9 @@
 """`tinycnn export-check`: export the reported models to every format and measure what each gives.
 
 For the step-3 seeds 0-4 and seed 0 of the frontier, record and budget-curve models: test accuracy
-of fp32 ONNX, int8 ONNX, C with fp32 weights and C with int8 weights, agreement with PyTorch, file
-sizes, the C model's flash and RAM, and images per second on one core; and, for the shipped
+of fp32 ONNX, int8 ONNX, fp32 C and integer-only int8 C, agreement with PyTorch, file sizes, the C
+model's constants and RAM, images per second on one core, and the integer C as firmware on each
+emulated Cortex-M board (firmware.py: flash, RAM, instructions per digit); and, for the shipped
 Model_3, how often the MNIST-style preprocessing of `tinycnn predict` keeps the test-set prediction
 of MNIST test digits pasted, scaled and inverted into large canvases. The result is
 reports/export/exports.json; the report side renders it (report/export_page.py). `--only
@@ -128,10 +129,11 @@ def kept_rows(previous: dict | None, only: list[str]) -> dict[tuple[str, int], d
     if unknown:
         raise ConfigError(f"--only {', '.join(unknown)}: export-check measures "
                           f"{', '.join(dict.fromkeys(e for e, _ in CHECKED))}")
-    here = {"machine": machine_description(), "int8_kernels": int8_kernels()}
+    here = {"machine": machine_description(), "int8_kernels": int8_kernels(), "toolchain": firmware.toolchain()}
     if previous is None or any(previous.get(key) != value for key, value in here.items()):
         raise ConfigError("--only keeps the other rows of the last exports.json, which must exist and come from a "
-                          f"machine like this one ({here['machine']}; {here['int8_kernels']}): run without --only")
+                          f"machine like this one ({here['machine']}; {here['int8_kernels']}; the same ARM compiler "
+                          f"and QEMU): run without --only")
     return {(m["experiment"], m["seed"]): m for m in previous["models"] if m["experiment"] not in only}
 
 
