@@ -228,16 +228,26 @@ def export(weights: Weights, out_dir: Path, images: np.ndarray) -> tuple[dict, n
     code, header, facts = source(layers, weights)
     files = {"tinycnn_model.c": write_text(out_dir / "tinycnn_model.c", code),
              "tinycnn_model.h": write_text(out_dir / "tinycnn_model.h", header)}
-    facts["macs_per_image"] = count_macs(weights.model)
+    logits, facts = run_written(weights.model, out_dir, images, facts, log_probabilities)
+    return files, logits, facts
+
+
+def run_written(model: nn.Module, out_dir: Path, images: np.ndarray, facts: dict, log_probabilities: bool,
+                harness: str = HARNESS, logit_type=np.float32, scale: float | None = None) -> tuple:
+    """Compile and run the C just written in out_dir on `images` (either flavour: its harness, its
+    logits' type, and for integer logits their scale): (the logits as real numbers, log_softmax'd
+    when the model ends in it; None when no compiler is here), and the facts with how it was checked."""
+    facts["macs_per_image"] = count_macs(model)
     start = time.perf_counter()
-    ran = compile_and_run(out_dir, images)
+    ran = compile_and_run(out_dir, images, harness, logit_type)
     if ran is None:
-        return files, None, {**facts, "checked": "no C compiler found: not compiled or run"}
+        return None, {**facts, "checked": "no C compiler found: not compiled or run"}
     digits, logits, seconds = ran
+    real = torch.from_numpy(logits if scale is None else logits.astype(np.float64) * scale)
     if log_probabilities:  # compared with the model as it is: log_softmax of the C scores (the same digit)
-        logits = torch.log_softmax(torch.from_numpy(logits), 1).numpy()
+        real = torch.log_softmax(real, 1)
         facts["returns"] = "the scores before the model's log_softmax (the same digit); compared after it"
     facts.update(images_per_second_one_core=len(images) / seconds, checked=f"compiled with {' '.join(CFLAGS)}, "
                  f"run on {len(images)} images in {time.perf_counter() - start:.1f}s",
                  returned_digit_is_argmax=bool((digits == logits.argmax(1)).all()))
-    return files, logits, facts
+    return real.numpy(), facts

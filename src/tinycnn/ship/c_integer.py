@@ -12,17 +12,14 @@ and a scratch of two pixels' channels; the header states its size, the caller pa
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from tinycnn.errors import ConfigError
 from tinycnn.files import write_text
-from tinycnn.models.tables import count_macs
-from tinycnn.ship.c import CFLAGS, compile_and_run, ends_in_log_softmax, literal, plan
+from tinycnn.ship.c import ends_in_log_softmax, literal, plan, run_written
 from tinycnn.ship.c_integer_source import DOT, GAP, HARNESS, HEADER, RUNTIME, TYPES
 from tinycnn.ship.integer import Conv, Gap, Network, Pool, quantise_network
 from tinycnn.ship.weights import Weights
@@ -205,17 +202,6 @@ def export(weights: Weights, out_dir: Path, images: np.ndarray, calibration: np.
     code, header, facts = source(network, weights.name, ram_limit)
     files = {"tinycnn_model.c": write_text(out_dir / "tinycnn_model.c", code),
              "tinycnn_model.h": write_text(out_dir / "tinycnn_model.h", header)}
-    facts["macs_per_image"] = count_macs(weights.model)
-    start = time.perf_counter()
-    ran = compile_and_run(out_dir, images, HARNESS, np.int32)
-    if ran is None:
-        return files, None, {**facts, "checked": "no C compiler found: not compiled or run"}
-    digits, logits, seconds = ran
-    real = torch.from_numpy(logits.astype(np.float64) * network.logit_scale)
-    if log_probabilities:  # compared with the model as it is: log_softmax of the C scores (the same digit)
-        real = torch.log_softmax(real, 1)
-        facts["returns"] = "int32 scores before the model's log_softmax (the same digit); compared after it"
-    facts.update(images_per_second_one_core=len(images) / seconds, checked=f"compiled with {' '.join(CFLAGS)}, "
-                 f"run on {len(images)} images in {time.perf_counter() - start:.1f}s",
-                 returned_digit_is_argmax=bool((digits == logits.argmax(1)).all()))
-    return files, real.numpy(), facts
+    logits, facts = run_written(weights.model, out_dir, images, facts, log_probabilities, HARNESS, np.int32,
+                                network.logit_scale)
+    return files, logits, facts

@@ -1,5 +1,6 @@
 """The fixed C text of the integer-only int8 export (c_integer.py writes the model's tables and the
 memory plan): the stage engine that streams rows through ring buffers, its header and host harness."""
+from tinycnn.ship.c_source import HARNESS_TEXT
 
 TYPES = """
 /* One integer convolution: int8 weights in [cout][k][k][cin / groups] order, an int32 bias per
@@ -187,24 +188,5 @@ int tinycnn_predict(const uint8_t image[784], void *arena, int32_t logits[10]);
 #endif
 """
 
-HARNESS = """#include <stdio.h>
-#include <time.h>
-#include "tinycnn_model.h"
-/* Reads 784-byte images from stdin until it ends; writes each one's digit (1 byte) and int32 logits
-   (10) to stdout; prints the seconds spent in tinycnn_predict to stderr. */
-static int32_t arena[(TINYCNN_ARENA_BYTES + 3) / 4];
-int main(void) {
-    uint8_t image[784];
-    int32_t logits[10];
-    double seconds = 0.0;
-    while (fread(image, 1, 784, stdin) == 784) {
-        clock_t start = clock();
-        uint8_t digit = (uint8_t)tinycnn_predict(image, arena, logits);
-        seconds += (double)(clock() - start) / CLOCKS_PER_SEC;
-        fwrite(&digit, 1, 1, stdout);
-        fwrite(logits, sizeof(int32_t), 10, stdout);
-    }
-    fprintf(stderr, "%.6f\\n", seconds);
-    return 0;
-}
-"""
+HARNESS = HARNESS_TEXT % {"logit": "int32_t", "arena": "static int32_t arena[(TINYCNN_ARENA_BYTES + 3) / 4];\n",
+                         "arena_argument": "arena, "}

@@ -89,23 +89,25 @@ int tinycnn_predict(const uint8_t image[784], float logits[10]);
 #endif
 """
 
-HARNESS = """#include <stdio.h>
+HARNESS_TEXT = """#include <stdio.h>
 #include <time.h>
 #include "tinycnn_model.h"
-/* Reads 784-byte images from stdin until it ends; writes each one's digit (1 byte) and logits
-   (10 floats) to stdout; prints the seconds spent in tinycnn_predict to stderr. */
-int main(void) {
+/* Reads 784-byte images from stdin until it ends; writes each one's digit (1 byte) and ten %(logit)s
+   logits to stdout; prints the seconds spent in tinycnn_predict to stderr. */
+%(arena)sint main(void) {
     uint8_t image[784];
-    float logits[10];
+    %(logit)s logits[10];
     double seconds = 0.0;
     while (fread(image, 1, 784, stdin) == 784) {
         clock_t start = clock();
-        uint8_t digit = (uint8_t)tinycnn_predict(image, logits);
+        uint8_t digit = (uint8_t)tinycnn_predict(image, %(arena_argument)slogits);
         seconds += (double)(clock() - start) / CLOCKS_PER_SEC;
         fwrite(&digit, 1, 1, stdout);
-        fwrite(logits, sizeof(float), 10, stdout);
+        fwrite(logits, sizeof(%(logit)s), 10, stdout);
     }
-    fprintf(stderr, "%.6f\\n", seconds);
+    fprintf(stderr, "%%.6f\\n", seconds);
     return 0;
 }
 """
+# the test harness of both flavours: the fp32 C's here, the integer C's (an arena, int32 logits) in c_integer_source
+HARNESS = HARNESS_TEXT % {"logit": "float", "arena": "", "arena_argument": ""}
