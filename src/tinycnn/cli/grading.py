@@ -15,38 +15,52 @@ import json
 import os
 import sys
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
 from tinycnn.errors import ConfigError, DataError
 from tinycnn.evidence.checklist import CheckOptions, Rule, check_project
+from tinycnn.evidence.grading.findings import notes
 from tinycnn.evidence.grading.rerun import rerun, rerun_rule
+from tinycnn.evidence.grading.rubric import Rubric, load_rubric
 from tinycnn.evidence.grading.rules import grade
+from tinycnn.evidence.grading.similarity import fingerprints, similar
 from tinycnn.evidence.grading.submission import read_submission, unpacked
 from tinycnn.files import write_json, write_text
 
 
-def rules_of(path: Path, options: CheckOptions, args: argparse.Namespace) -> tuple[list[Rule], dict]:
-    """The rules for one path (a project, a submission folder or a .zip), and its key figures."""
+@dataclass
+class Graded:
+    """One path graded: its rules, its notes, its key figures and what a class compares."""
+
+    rules: list[Rule]
+    notes: list[str] = field(default_factory=list)
+    figures: dict = field(default_factory=dict)
+    prints: dict = field(default_factory=dict)  # similarity fingerprints (a submission's)
+
+
+def graded_path(path: Path, rubric: Rubric, args: argparse.Namespace) -> Graded:
+    """The rules for one path (a project, a submission folder or a .zip), its notes and key figures."""
     if path.is_dir() and (path / "experiments").is_dir():
         if args.rerun:
             raise ConfigError(f"{path}: --rerun is for submissions; a tinycnn project's seeds are its experiments' own")
-        return check_project(path, options), {"kind": "tinycnn project"}
+        options = CheckOptions(rubric.steps, rubric.budget, rubric.epochs, rubric.target)
+        return Graded(check_project(path, options), figures={"kind": "tinycnn project"})
     if not path.exists():
         raise ConfigError(f"{path}: no such folder or file")
     with tempfile.TemporaryDirectory(prefix="tinycnn-unzip-") as tmp:
         sub = read_submission(unpacked(path, Path(tmp)), args.log_pattern)
-        last = sub.steps[-1]
-        log = last.notebook.log if last.notebook else None
-        rules = grade(sub, options)
-        figures = {
+        final = sub.final
+        run = final.run if final else None
+        graded = Graded(grade(sub, rubric), notes(sub, rubric, bool(args.rerun)), prints=fingerprints(sub))
+        graded.figures = {
             "kind": "submission",
-            "final_model": last.model,
-            "params": last.measured.get("params"),
-            "last_3": log.test[-3:] if log else [],
-            "epochs": log.epochs if log else 0,
+            "final_model": final.model.label if final and final.model else None,
+            "params": final.measured.get("params") if final else None,
+            "last_3": run.test[-rubric.scored:] if run else [],
+            "epochs": len(run.epochs) if run else 0,
         }
         if args.rerun:
             with tqdm(total=args.rerun, desc=f"{path.name}: runs", unit="run", file=sys.stderr, disable=None) as bar:
@@ -58,37 +72,40 @@ def rules_of(path: Path, options: CheckOptions, args: argparse.Namespace) -> tup
                     bar,
                     args.cluster or os.environ.get("TINYCNN_CLUSTER"),
                 )
-            rules.append(rerun_rule(how, runs, options.target))
-            figures["seeds_holding"] = f"{sum(r.holds(options.target) for r in runs)}/{len(runs)}"
-        return rules, figures
+            graded.rules.append(rerun_rule(how, runs, rubric.target))
+            graded.figures["seeds_holding"] = f"{sum(r.holds(rubric.target) for r in runs)}/{len(runs)}"
+        return graded
 
 
-def checklist_lines(path: Path, options: CheckOptions, rules: list[Rule]) -> list[str]:
-    passed = all(rule.passed for rule in rules)
+def checklist_lines(path: Path, rubric: Rubric, graded: Graded) -> list[str]:
+    rules = graded.rules
     failed = sum(not rule.passed for rule in rules)
     return (
-        [
-            f"tinycnn check {path}: {options.steps} steps, fewer than {options.budget:,} parameters, at most "
-            f"{options.epochs} epochs, {options.target:.2f}% on each of the last 3 epochs"
-        ]
+        [f"tinycnn check {path}: {rubric.describe()}"]
         + [f"{'PASS' if rule.passed else 'FAIL'}  {rule.name:<10}  {rule.evidence}" for rule in rules]
-        + ["all rules pass" if passed else f"{failed} of {len(rules)} rules fail"]
+        + [f"NOTE  {note}" for note in graded.notes]
+        + ["all rules pass" if not failed else f"{failed} of {len(rules)} rules fail"]
     )
 
 
-def gradescope(rules: list[Rule], figures: dict) -> dict:
-    """Gradescope's autograder results.json: a test per rule, and a leaderboard of the key figures."""
+def gradescope(graded: Graded, rubric: Rubric) -> dict:
+    """Gradescope's autograder results.json: a test per rule worth the rubric's points, the notes as
+    a test of no points, and a leaderboard of the key figures."""
+    figures = graded.figures
     tests = [
         {
             "name": rule.name,
-            "score": int(rule.passed),
-            "max_score": 1,
+            "score": rubric.point(rule.name) if rule.passed else 0,
+            "max_score": rubric.point(rule.name),
             "status": "passed" if rule.passed else "failed",
             "output": rule.evidence,
             "visibility": "visible",
         }
-        for rule in rules
+        for rule in graded.rules
     ]
+    if graded.notes:
+        tests.append({"name": "notes", "score": 0, "max_score": 0, "output": "\n".join(graded.notes),
+                      "visibility": "visible"})
     board = [
         {"name": "parameters", "value": figures.get("params") or 0, "order": "asc"},
         {"name": "last 3 epochs (min %)", "value": min(figures.get("last_3") or [0])},
@@ -100,16 +117,8 @@ def gradescope(rules: list[Rule], figures: dict) -> dict:
 
 def class_table(rows: list[dict]) -> tuple[str, str]:
     """The class as Markdown and CSV, a row per submission."""
-    header = [
-        "submission",
-        "verdict",
-        "rules passed",
-        "final model",
-        "parameters",
-        "last 3 epochs",
-        "seeds holding",
-        "failing rules",
-    ]
+    header = ["submission", "verdict", "rules passed", "final model", "parameters", "last 3 epochs", "seeds holding",
+              "failing rules", "similar to"]
     body = [
         [
             r["submission"],
@@ -120,6 +129,7 @@ def class_table(rows: list[dict]) -> tuple[str, str]:
             " / ".join(f"{a:.2f}" for a in r.get("last_3", [])),
             r.get("seeds_holding", ""),
             r["failing"],
+            "; ".join(r.get("similar", [])),
         ]
         for r in rows
     ]
@@ -135,47 +145,56 @@ def class_table(rows: list[dict]) -> tuple[str, str]:
     return markdown, text.getvalue()
 
 
+def rubric_of(args: argparse.Namespace) -> Rubric:
+    return load_rubric(args.rubric, steps=args.steps, budget=args.budget, epochs=args.max_epochs, target=args.target)
+
+
 def check(args: argparse.Namespace) -> int:
-    options = CheckOptions(args.steps, args.budget, args.max_epochs, args.target)
+    rubric = rubric_of(args)
     paths = [Path(p) for p in args.project or ["."]]
     if len(paths) == 1 and not args.table:
-        rules, figures = rules_of(paths[0], options, args)
-        passed = all(rule.passed for rule in rules)
+        graded = graded_path(paths[0], rubric, args)
+        passed = all(rule.passed for rule in graded.rules)
         if args.gradescope:
-            write_json(Path(args.gradescope), gradescope(rules, figures))
+            write_json(Path(args.gradescope), gradescope(graded, rubric))
         if args.json:
             print(
                 json.dumps(
                     {
                         "project": str(paths[0].resolve()),
-                        "options": asdict(options),
+                        "rubric": asdict(rubric),
                         "passed": passed,
-                        "figures": figures,
-                        "rules": [asdict(rule) for rule in rules],
+                        "figures": graded.figures,
+                        "rules": [asdict(rule) for rule in graded.rules],
+                        "notes": graded.notes,
                     },
                     indent=1,
                 )
             )
         else:
-            print("\n".join(checklist_lines(paths[0], options, rules)))
+            print("\n".join(checklist_lines(paths[0], rubric, graded)))
         return 0 if passed else 1
-    rows = []
+    rows, prints = [], {}
     for path in tqdm(paths, desc="submissions", unit="submission", file=sys.stderr, disable=None):
         try:
-            rules, figures = rules_of(path, options, args)
+            graded = graded_path(path, rubric, args)
         except (ConfigError, DataError) as e:  # one broken submission: its row says why
             rows.append({"submission": path.name, "verdict": "ERROR", "passed": "-", "failing": str(e)})
             continue
-        failing = [rule.name for rule in rules if not rule.passed]
+        failing = [rule.name for rule in graded.rules if not rule.passed]
+        prints[path.name] = graded.prints
         rows.append(
             {
                 "submission": path.name,
                 "verdict": "FAIL" if failing else "PASS",
-                "passed": f"{len(rules) - len(failing)}/{len(rules)}",
+                "passed": f"{len(graded.rules) - len(failing)}/{len(graded.rules)}",
                 "failing": ", ".join(failing),
-                **figures,
+                **graded.figures,
             }
         )
+    flags = similar(prints)
+    for row in rows:
+        row["similar"] = flags.get(row["submission"], [])
     markdown, table = class_table(rows)
     if args.table:
         written = [write_text(Path(f"{args.table}.md"), markdown), write_text(Path(f"{args.table}.csv"), table)]

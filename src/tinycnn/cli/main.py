@@ -132,12 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
                                          "rules: one line per rule with its evidence; exit 0 only when all pass")
     check.add_argument("project", nargs="*", help="a tinycnn project, a submission folder or .zip (README, "
                        "notebooks, model.py); several: one table for the class (default: this folder)")
-    check.add_argument("--steps", type=positive_int, default=3, help="number of steps asked (default 3)")
-    check.add_argument("--budget", type=positive_int, default=8000, help="parameters must be fewer than this "
-                                                                         "(default 8000)")
-    check.add_argument("--max-epochs", type=positive_int, default=15, help="epochs allowed (default 15)")
-    check.add_argument("--target", type=float, default=99.4, help="test accuracy (%%) each scored epoch must "
-                                                                  "reach (default 99.4)")
+    check.add_argument("--rubric", metavar="EDITION|FILE.toml", help="the assignment's edition: three-steps "
+                       "(default: 3 steps, fewer than 8,000 parameters), four-steps (4, fewer than 10,000), five-steps "
+                       "(at least 5, fewer than 10,000), or a rubric file")
+    check.add_argument("--steps", type=positive_int, help="number of steps asked (over the rubric's; default 3)")
+    check.add_argument("--budget", type=positive_int, help="parameters must be fewer than this (over the rubric's; "
+                                                           "default 8000)")
+    check.add_argument("--max-epochs", type=positive_int, help="epochs allowed (over the rubric's; default 15)")
+    check.add_argument("--target", type=float, help="test accuracy (%%) each scored epoch must reach (over the "
+                                                    "rubric's; default 99.4)")
     check.add_argument("--json", action="store_true", help="the checklist as JSON, for a grader")
     check.add_argument("--gradescope", metavar="FILE", help="also write Gradescope's autograder results.json")
     check.add_argument("--table", metavar="PREFIX", help="the class table as PREFIX.md and PREFIX.csv")

@@ -24,7 +24,7 @@ from tinycnn.errors import ConfigError
 from tinycnn.evidence.challenge import wilson_interval
 from tinycnn.evidence.checklist import Rule
 from tinycnn.evidence.cluster import isolated_on_cluster
-from tinycnn.evidence.grading.logs import read_log
+from tinycnn.evidence.grading.logs import read_text
 from tinycnn.evidence.grading.sandbox import run_isolated
 from tinycnn.evidence.grading.submission import Submission
 from tinycnn.train.config import TrainConfig, read_toml
@@ -43,7 +43,7 @@ _torch.cuda.manual_seed = _torch.cuda.manual_seed_all = lambda *_args, **_kwargs
 """
 
 AS_WRITTEN = r"""
-import fcntl, json, socket, struct, sys
+import fcntl, json, re, socket, struct, sys
 from pathlib import Path
 try:  # without network (unshare --net) the loopback is down, and the kernel talks to nbclient over it
     flags = struct.unpack("16sh", fcntl.ioctl(socket.socket(socket.AF_INET, socket.SOCK_DGRAM), 0x8913,
@@ -61,6 +61,9 @@ for root in roots:  # where the notebook's torchvision MNIST looks: its files ar
     for key, name in IDX_NAMES.items():
         write_idx(getattr(mnist, key), Path(notebook).parent / root / "MNIST" / "raw" / name)
 nb = nbformat.read(notebook, as_version=4)
+for cell in nb.cells:  # a re-run's log is only what it prints: no saved output of the author's survives
+    if cell.cell_type == "code":
+        cell.outputs, cell.execution_count = [], None
 nb.cells.insert(0, nbformat.v4.new_code_cell(sys.argv[5].format(seed=seed)))
 client = NotebookClient(nb, timeout=seconds, kernel_name="python3", resources={"metadata": {"path": str(Path(notebook).parent)}})
 error = ""
@@ -68,7 +71,7 @@ try:
     client.execute()
 except CellExecutionError as e:
     cell = next((i for i, c in enumerate(nb.cells) if any(o.get("output_type") == "error" for o in c.get("outputs", []))), 0)
-    error = f"cell {cell}: " + (str(e).strip().splitlines() or ["error"])[-1][:200]
+    error = f"cell {cell}: " + (re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", str(e)).strip().splitlines() or ["error"])[-1][:200]
 except Exception as e:  # a kernel that died, a cell past its time
     error = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
 text = "\n".join(str(o.get("text") or o.get("data", {}).get("text/plain", "")) for c in nb.cells[1:]
@@ -78,6 +81,9 @@ print(json.dumps({"log": text, "error": error}))
 
 RECIPE = r"""
 import json, sys
+from pathlib import Path
+if len(sys.argv) > 5:  # a class defined in a notebook: the module written for it, in the copy
+    Path(sys.argv[1]).write_text(sys.argv[5])
 from tinycnn.train.config import TrainConfig, read_toml
 from tinycnn.train.engine import fit
 settings = json.loads(sys.argv[3])
@@ -115,21 +121,23 @@ def rerun(
 ) -> tuple[str, list[SeedRun]]:
     """Seeds 0..runs-1 of the final step, here one after the other or side by side on the workers
     of the Dask scheduler at `cluster`: (how it was run, each seed's run)."""
-    final = sub.steps[-1]
+    final = sub.final
     settings = read_recipe(recipe) if recipe else None
-    if settings is None and (final.notebook is None or final.notebook.path.suffix != ".ipynb"):
+    source = next((n for n in sub.notebooks if final and final.run in n.runs), None)
+    if settings is None and source is None:
         raise ConfigError(f"{sub.folder}: --rerun runs the final step's notebook, and it has none (or use --recipe)")
-    if settings is not None and final.model is None:
-        raise ConfigError(
-            f"{sub.folder}: --recipe trains the final step's model, and no class of model.py is tied to it"
-        )
+    if settings is not None and (final is None or final.model is None):
+        raise ConfigError(f"{sub.folder}: --recipe trains the final step's model, and no model class is tied to it")
     if settings is not None:
+        model = final.model
+        extra = [model.source] if model.source else []
         jobs = [
-            (RECIPE, ["model.py", final.model, json.dumps(settings), str(seed)], seconds, True) for seed in range(runs)
+            (RECIPE, [model.file, model.name, json.dumps(settings), str(seed), *extra], seconds, True)
+            for seed in range(runs)
         ]
     else:
-        notebook = final.notebook.path.relative_to(sub.folder)
-        roots = sorted(set(DATA_ROOT.findall(final.notebook.code))) or ["data"]
+        notebook = source.path.relative_to(sub.folder)
+        roots = sorted(set(DATA_ROOT.findall(source.code))) or ["data"]
         jobs = [
             (
                 AS_WRITTEN,
@@ -152,10 +160,10 @@ def rerun(
     done = []
     for seed, (ran, wall) in enumerate(results):
         answer = ran.output or {}
-        test = answer["test"] if "test" in answer else read_log(answer.get("log", "")).test
+        test = answer["test"] if "test" in answer else [e.test for e in read_text(answer.get("log", "")).epochs]
         done.append(SeedRun(seed, test, wall, ran.error or answer.get("error", "")))
     where = f" on the Dask cluster at {cluster}" if cluster else ""
-    return (f"recipe {recipe.name}" if recipe else f"{final.notebook.path.name} as written") + where, done
+    return (f"recipe {recipe.name}" if recipe else f"{source.path.name} as written") + where, done
 
 
 def rerun_rule(how: str, runs: list[SeedRun], target: float) -> Rule:

@@ -1,177 +1,179 @@
-"""The challenge's rules against a submission as handed in: the same rules as for a tinycnn project
-(checklist.py), judged on what is there. Parameters are counted from the code, never taken from a
-claim; epochs and accuracies come from the logs; a rule that cannot be judged says why and fails."""
+"""The assignment's rules, as a rubric states them, against a submission as read (submission.py).
+Parameters are counted from the code, never taken from a claim; epochs and accuracies come from the
+logs; a rule that cannot be judged says why and fails. The limits and the target are the final
+model's unless the rubric binds every step; earlier steps' figures are reported beside them.
+"""
 
 from __future__ import annotations
 
-from tinycnn.evidence.checklist import WHY, CheckOptions, Rule
+from tinycnn.evidence.checklist import WHY, Rule
+from tinycnn.evidence.grading.claims import Figure, claims_in
+from tinycnn.evidence.grading.rubric import Rubric
 from tinycnn.evidence.grading.submission import Graded, Submission
 
-SCORED = 3  # the last logged epochs that must each hold the target
+
+def bound(sub: Submission, rubric: Rubric) -> list[Graded]:
+    """The steps the budget and the epoch limit bind."""
+    return sub.steps if rubric.limits == "all" else sub.steps[-1:]
 
 
-def label(g: Graded) -> str:
-    return f"step {g.step.number}" if g.step.number is not None else "final model"
-
-
-def steps_rule(sub: Submission, options: CheckOptions) -> Rule:
-    found = ", ".join(f"{g.step.heading!r} ({g.step.source})" for g in sub.steps)
-    ok = len(sub.steps) == options.steps
-    return Rule("steps", ok, f"{len(sub.steps)} steps, {'as' if ok else 'not the'} {options.steps} asked for: {found}")
+def steps_rule(sub: Submission, rubric: Rubric) -> Rule:
+    found = ", ".join(f"{g.step.heading!r} ({g.step.source})" for g in sub.steps) or "none"
+    n = len(sub.steps)
+    if not sub.written:
+        pictures = f"; the write-up has {sub.images} picture(s), which are not read" if sub.images else ""
+        return Rule("steps", False, f"no step is written up (no heading, label or table names one){pictures}; "
+                                    f"graded instead: {n} notebook(s) with a training log: {found}")
+    ok = n >= rubric.steps if rubric.steps_at_least else n == rubric.steps
+    return Rule("steps", ok, f"{n} steps, {'as' if ok else 'not the'} {rubric.steps_text} asked for: {found}")
 
 
 def texts_rule(sub: Submission) -> Rule:
     problems = []
     for g in sub.steps:
-        missing = [p for p in ("target", "result", "analysis") if not g.step.parts.get(p)]
+        missing = [p for p in ("target", "result", "analysis") if not g.step.parts.get(p, "").strip()]
         if missing:
-            problems.append(f"{label(g)}: no {' / '.join(missing)}")
-        elif not WHY.search(g.step.parts["target"]):
-            problems.append(f"{label(g)}: the Target does not say why")
-    return Rule(
-        "texts", not problems, "; ".join(problems) or "every step has a Target that says why, a Result and an Analysis"
-    )
+            problems.append(f"{g.label}: no {' / '.join(missing)}")
+        elif not WHY.search(g.step.parts["target"]) and len(g.step.parts["target"].split()) < 4:
+            problems.append(f"{g.label}: the Target does not say why")
+    if not sub.steps:
+        problems.append("no step to read")
+    return Rule("texts", not problems,
+                "; ".join(problems) or "every step has a Target that says why, a Result and an Analysis")
 
 
-def budget_rule(sub: Submission, options: CheckOptions) -> Rule:
-    problems, counts = [], []
+def counted(g: Graded) -> str:
+    if g.model is None:
+        return f"{g.label}: no model could be tied to it"
+    if "params" not in g.measured:
+        return f"{g.label}: {g.model.label} not measured ({g.measured.get('error', 'no answer')})"
+    return ""
+
+
+def budget_rule(sub: Submission, rubric: Rubric) -> Rule:
+    problems = [p for g in bound(sub, rubric) if (p := counted(g))]
+    for g in bound(sub, rubric):
+        if "params" in g.measured and g.measured["params"] >= rubric.budget:
+            problems.append(f"{g.label}: {g.model.label} has {g.measured['params']:,} parameters, "
+                            f"not fewer than {rubric.budget:,}")
+    counts = [f"{g.label} {g.model.label} {g.measured['params']:,}" for g in sub.steps if "params" in g.measured]
+    scope = "the final model" if rubric.limits == "final" else "every step"
+    if not sub.steps:
+        problems.append("no step, so no model")
+    return Rule("budget", not problems, "; ".join(problems) + ("; " if problems and counts else "")
+                + (f"counted from the code ({scope} binds): {', '.join(counts)}" if counts else ""))
+
+
+def epochs_rule(sub: Submission, rubric: Rubric) -> Rule:
+    problems = []
+    for g in bound(sub, rubric):
+        if g.run is None:
+            problems.append(f"{g.label}: no training log found" + (f" ({g.tie})" if g.tie else ""))
+        elif len(g.run.epochs) > rubric.epochs:
+            problems.append(f"{g.label}: {len(g.run.epochs)} epochs logged in {g.run.where}, more than {rubric.epochs}")
+    counts = [f"{g.label} {len(g.run.epochs)} ({g.run.where})" for g in sub.steps if g.run]
+    if not sub.steps:
+        problems.append("no step, so no log")
+    return Rule("epochs", not problems, "; ".join(problems) + ("; " if problems and counts else "")
+                + (f"epochs logged: {', '.join(counts)}" if counts else ""))
+
+
+def holds_rule(sub: Submission, rubric: Rubric) -> Rule:
+    final = sub.final
+    run = final.run if final else None
+    if run is None or len(run.epochs) < rubric.scored:
+        what = f"{len(run.epochs)} logged epoch(s)" if run else "no training log"
+        return Rule("holds", False, f"{final.label if final else 'final step'}: {what}, fewer than {rubric.scored}, "
+                                    f"so nothing to judge")
+    scored = run.test[-rubric.scored:]
+    ok = min(scored) >= rubric.target
+    stopped = f"; the run was stopped ({run.stopped}) after {len(run.epochs)} epochs" if run.stopped else ""
+    return Rule("holds", ok, f"{final.label} ({run.where}): last {rubric.scored} logged test accuracies "
+                             f"{' / '.join(f'{a:.2f}%' for a in scored)}, {'each' if ok else 'not each'} >= "
+                             f"{rubric.target:.2f}%{stopped}")
+
+
+def within(figure: Figure, value: float) -> bool:
+    return figure.low - 1e-9 <= value < figure.high + 1e-9 or abs(figure.value - value) < 1e-9
+
+
+def accuracy_problems(g: Graded, name: str, figure: Figure | None, series: list[float]) -> tuple[list[str], list[str]]:
+    """(problems, remarks) of a claimed best accuracy against the log's series."""
+    if figure is None:
+        return [], []
+    if not series:  # nothing to hold it against: unconfirmed, not false
+        return [], [f"{g.label}'s {name} {figure.text!r} cannot be checked: its log prints no such figure"]
+    if within(figure, max(series)):
+        return [], []
+    if within(figure, series[-1]):
+        return [], [f"{g.label}'s {name} {figure.text!r} is its last epoch's ({series[-1]:.2f}%; its best "
+                     f"is {max(series):.2f}%)"]
+    return [f"{g.label}: claims {name} {figure.text!r}, its log gives {max(series):.2f}%"], []
+
+
+def figures_rule(sub: Submission, rubric: Rubric) -> Rule:
+    problems, remarks, checked = [], [], 0
     for g in sub.steps:
-        if g.model is None:
-            problems.append(f"{label(g)}: no model in model.py could be tied to it")
-        elif "params" not in g.measured:
-            problems.append(f"{label(g)}: {g.model} not measured ({g.measured.get('error') or sub.measure_error})")
-        else:
-            counts.append(f"{g.model} {g.measured['params']:,}")
-            if g.measured["params"] >= options.budget:
-                problems.append(
-                    f"{label(g)}: {g.model} has {g.measured['params']:,} parameters, not fewer than {options.budget:,}"
-                )
-    return Rule("budget", not problems, "; ".join(problems) or f"counted from model.py: {', '.join(counts)}")
-
-
-def epochs_rule(sub: Submission, options: CheckOptions) -> Rule:
-    problems, counts = [], []
-    for g in sub.steps:
-        if g.notebook is None or not g.notebook.log.epochs:
-            problems.append(
-                f"{label(g)}: no log found" + (f" in {g.notebook.path.name} (no outputs saved?)" if g.notebook else "")
-            )
-            continue
-        counts.append(f"{label(g)} {g.notebook.log.epochs}")
-        if g.notebook.log.epochs > options.epochs:
-            problems.append(f"{label(g)}: {g.notebook.log.epochs} epochs logged, more than {options.epochs}")
-    return Rule("epochs", not problems, "; ".join(problems) or f"epochs logged: {', '.join(counts)}")
-
-
-def holds_rule(sub: Submission, options: CheckOptions) -> Rule:
-    last = sub.steps[-1]
-    log = last.notebook.log if last.notebook else None
-    if log is None or log.epochs < SCORED:
-        return Rule("holds", False, f"{label(last)}: fewer than {SCORED} logged epochs, so nothing to judge")
-    scored = log.test[-SCORED:]
-    ok = min(scored) >= options.target
-    return Rule(
-        "holds",
-        ok,
-        f"{label(last)}: last {SCORED} logged test accuracies "
-        f"{' / '.join(f'{a:.2f}%' for a in scored)}, {'each' if ok else 'not each'} >= {options.target:.2f}% "
-        f"(one run: the share of seeds that hold is unknown)",
-    )
-
-
-def runs_rule(sub: Submission) -> Rule:
-    """One logged run is one run: a write-up that calls it consistent claims what it has not shown."""
-    claimed = [(label(g), g.step.claims.consistent) for g in sub.steps if g.step.claims.consistent]
-    if claimed:
-        return Rule(
-            "runs",
-            False,
-            "; ".join(f"{where} says {word!r} from one logged run" for where, word in claimed)
-            + ": one run shows one run, not consistency over seeds",
-        )
-    return Rule("runs", True, "each step is one logged run, and the write-up calls it no more")
-
-
-def close(claimed: float, found: float, text_decimals: int = 2) -> bool:
-    return abs(claimed - found) <= 0.5 * 10**-text_decimals + 1e-9
-
-
-def figures_rule(sub: Submission, options: CheckOptions) -> Rule:
-    problems, checked = [], 0
-    for g in sub.steps:
-        c, log = g.step.claims, g.notebook.log if g.notebook else None
+        c, run = claims_in(g.step.parts.get("result", "") + "\n" + g.step.parts.get("analysis", "")), g.run
         if c.params is not None and "params" in g.measured:
             checked += 1
-            found = g.measured["params"]
-            if abs(c.params - found) > c.params_tolerance:
-                problems.append(f"{label(g)}: claims {c.params_text!r}, the code has {found:,}")
-        for name, value, series in (
-            ("best test", c.best_test, log.test if log else []),
-            ("best train", c.best_train, log.train if log else []),
-        ):
-            if value is not None:
-                checked += 1
-                if not series:
-                    problems.append(f"{label(g)}: claims {name} {value:.2f}%, no such figure in its log")
-                elif not close(value, max(series)):
-                    problems.append(f"{label(g)}: claims {name} {value:.2f}%, its log gives {max(series):.2f}%")
-        if c.reached_epoch is not None and log and log.epochs:
+            if not within(c.params, g.measured["params"]):
+                problems.append(f"{g.label}: claims {c.params.text!r}, the code has {g.measured['params']:,}")
+        for name, figure, series in (("best test", c.best_test, run.test if run else []),
+                                     ("best train", c.best_train, run.train if run else [])):
+            checked += figure is not None
+            more, notes = accuracy_problems(g, name, figure, series)
+            problems, remarks = problems + more, remarks + notes
+        if c.reached_epoch is not None and run and run.epochs:
             checked += 1
-            reached = log.reached(options.target)
+            reached = run.reached(rubric.target)
             if reached != c.reached_epoch:
-                problems.append(
-                    f"{label(g)}: claims {options.target:.2f}% from epoch {c.reached_epoch} on, its log "
-                    f"gives {'epoch ' + str(reached) if reached else 'never'}"
-                )
-    return Rule(
-        "figures", not problems, "; ".join(problems) or f"{checked} claimed figures, each as the code and logs give"
-    )
-
-
-def summary_rule(sub: Submission) -> Rule:
-    problems, checked = [], []
-    for g in sub.steps:
-        logged = g.notebook.log.total_params if g.notebook else None
-        if logged is not None and "params" in g.measured:
-            checked.append(f"{label(g)} {logged:,}")
-            if logged != g.measured["params"]:
-                problems.append(
-                    f"{label(g)}: its summary table says {logged:,} parameters, {g.model} in model.py has "
-                    f"{g.measured['params']:,} (the log is of another model)"
-                )
-    return Rule(
-        "summary",
-        not problems,
-        "; ".join(problems)
-        or (f"summary tables equal the code: {', '.join(checked)}" if checked else "no summary table to compare"),
-    )
+                problems.append(f"{g.label}: claims {rubric.target:.2f}% from epoch {c.reached_epoch} on, its log "
+                                f"gives {'epoch ' + str(reached) if reached else 'never'}")
+        if run and run.total_params is not None and "params" in g.measured:
+            checked += 1
+            if run.total_params != g.measured["params"]:
+                problems.append(f"{g.label}: its summary table says {run.total_params:,} parameters, "
+                                f"{g.model.label} has {g.measured['params']:,} (the log is of another model)")
+    said = "; ".join(problems) or f"{checked} claimed figures, each as the code and logs give"
+    return Rule("figures", not problems, said + "".join(f"; {r}" for r in remarks))
 
 
 def rf_rule(sub: Submission) -> Rule:
-    problems, found = [], []
-    for g in sub.steps:
-        if "rf" in g.measured:
-            found.append(f"{g.model} {g.measured['rf']}")
-            if g.measured["rf"] < 28:
-                problems.append(
-                    f"{label(g)}: {g.model}'s receptive field is {g.measured['rf']} px, under the 28 px input"
-                )
-        else:
-            problems.append(
-                f"{label(g)}: no receptive field ({g.measured.get('rf_error') or g.measured.get('error') or 'no model'})"
-            )
-    return Rule("rf", not problems, "; ".join(problems) or f"final receptive fields: {', '.join(found)} px")
+    final = sub.final
+    if final is None or "rf_rows" not in final.measured:
+        why = (final.measured.get("rf_error") or final.measured.get("error") or "no model") if final else "no step"
+        return Rule("rf", False, f"no receptive field computed for the final model ({why})")
+    computed = sorted({row["r_out"] for row in final.measured["rf_rows"]})
+    under = f"; its receptive field is {final.measured['rf']} px, under the 28 px input (a finding)" if (
+        final.measured["rf"] < 28) else ""
+    written = final.rf_written or sub.rf_written
+    if not written:
+        return Rule("rf", False, f"no receptive-field calculation found (a table or lines in the write-up, per-layer "
+                                 f"comments in the code); {final.model.label} computes to "
+                                 f"{final.measured['rf']} px{under}")
+    wrong = sorted({r for r in written if r not in computed})
+    if wrong:
+        return Rule("rf", False, f"receptive fields written that no layer of {final.model.label} has: "
+                                 f"{', '.join(map(str, wrong))} (its layers: {', '.join(map(str, computed))}){under}")
+    return Rule("rf", True, f"{len(written)} receptive fields written, each one a layer of {final.model.label} has "
+                            f"(final {final.measured['rf']} px){under}")
 
 
-def grade(sub: Submission, options: CheckOptions = CheckOptions()) -> list[Rule]:
-    return [
-        steps_rule(sub, options),
-        texts_rule(sub),
-        budget_rule(sub, options),
-        epochs_rule(sub, options),
-        holds_rule(sub, options),
-        runs_rule(sub),
-        figures_rule(sub, options),
-        summary_rule(sub),
-        rf_rule(sub),
-    ]
+def files_rule(sub: Submission, rubric: Rubric) -> Rule | None:
+    if not rubric.required_files and not rubric.required_classes:
+        return None
+    missing = [f for f in rubric.required_files if not (sub.folder / f).is_file()]
+    defined = {c for f in rubric.required_files for c in sub.index.classes.get(f, [])}
+    absent = [c for c in rubric.required_classes if c not in defined]
+    problems = [f"no {', '.join(missing)}"] if missing else []
+    if absent:
+        problems.append(f"{', '.join(absent)} not defined in {' or '.join(rubric.required_files) or 'the code'}")
+    return Rule("files", not problems, "; ".join(problems) or
+                f"{', '.join(rubric.required_files)} defines {', '.join(rubric.required_classes) or 'its models'}")
+
+
+def grade(sub: Submission, rubric: Rubric = Rubric()) -> list[Rule]:
+    rules = [steps_rule(sub, rubric), texts_rule(sub), budget_rule(sub, rubric), epochs_rule(sub, rubric),
+             holds_rule(sub, rubric), figures_rule(sub, rubric), rf_rule(sub), files_rule(sub, rubric)]
+    return [rule for rule in rules if rule is not None]

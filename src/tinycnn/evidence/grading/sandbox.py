@@ -46,12 +46,19 @@ def limits(memory: int) -> None:  # in the child, before it runs anything
 
 
 def run_isolated(
-    code: str, folder: Path, args: list[str], seconds: float = SECONDS, memory: int = MEMORY, mnist: bool = False
+    code: str,
+    folder: Path,
+    args: list[str],
+    seconds: float = SECONDS,
+    memory: int = MEMORY,
+    mnist: bool = False,
+    extra: dict[str, str] | None = None,
 ) -> Ran:
     """Run `code` (tinycnn's own, trusted) with `args` in a copy of `folder`; it prints one JSON
     object last. The student's code runs only inside it, and only on the copy; -I keeps the copy's
     files from shadowing tinycnn or torch (a student's torch.py) and ignores PYTHON* variables.
-    `mnist`: the child gets a copy of this user's MNIST cache in its own (it cannot touch this one)."""
+    `mnist`: the child gets a copy of this user's MNIST cache in its own (it cannot touch this one).
+    `extra`: files written into the copy first ({path in the copy: text}; a notebook class's module)."""
     with tempfile.TemporaryDirectory(prefix="tinycnn-sandbox-") as tmp:
         copy = Path(tmp) / "submission"
         shutil.copytree(
@@ -60,6 +67,9 @@ def run_isolated(
             symlinks=True,
             ignore=shutil.ignore_patterns(".git", "__pycache__", "runs", "*.safetensors", "*.pt"),
         )  # what code needs, not a project's results
+        for name, text in (extra or {}).items():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            (copy / name).write_text(text)
         home = Path(tmp) / "home"
         (home / ".cache" / "tinycnn").mkdir(parents=True)
         if mnist:

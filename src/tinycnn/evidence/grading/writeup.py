@@ -1,36 +1,40 @@
-"""A submission's write-up: its steps, their Target / Result / Analysis texts and the figures they claim.
+"""A submission's write-up: its steps and their Target / Result / Analysis texts, in the shapes
+people write them (a README, a notebook's markdown cells), read with markdown-it.
 
-The Markdown (a README, a notebook's markdown cells) is read with markdown-it into blocks: headings,
-paragraphs and list items, tables, code. A step starts at a heading that names a step or a model
-(`# Step 2`, `## Step2 (fewer parameters)`, `# Model 3 - [Notebook](...)`, `# Model_3 summary`,
-`## Final model`); its parts are headings of any level, or bold or plain labels at the start of a
-paragraph or list item (`**Target**:`, `Results:`), and run to the next part or step.
+A step starts at a heading, or a paragraph that is bold alone (`**class Model1()**`), that begins
+by naming one: `# Step 2`, `## Code-1 - [link]`, `# CODE 5`, `### iter 3`, `Attempt 2`, `Model_3`,
+`Experiment 4`, `Second model`, `## Final model`. Its parts are headings of any level, or bold or
+plain labels at the start of a paragraph or list item (`**Target**:`, `Results:`), and run to the
+next part or step. A table with a row per step (`| Model 1 | target | result | analysis |`) gives
+each row's step its parts. Parts that stand before any step (a notebook whose last cell holds the
+Target / Result / Analysis) are an unnamed step, which the reader ties to that notebook. Links in a
+step's heading or text name notebooks; code blocks under a step are pasted logs; receptive fields
+written in tables or lines (`RF: 5`, a column `RF`, `r_out`) are kept for the rf rule.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 from markdown_it import MarkdownIt
 
-STEP_HEADING = re.compile(r"\b(?:step|model)[\s_-]*(\d+)\b|\bfinal\s+model\b", re.I)
-PART = re.compile(r"^\s*(?:\*\*|__)?\s*(target|results?|analysis)\s*(?::\s*(?:\*\*|__)|(?:\*\*|__)\s*:?|:|$)\s*", re.I)
-# Figures in many spellings: 7,712 / 7712 / 7.4k / 6.3M parameters; accuracies with or without %.
-NUMBER = r"(\d+(?:[.,]\d+)*)\s*([kKmM])?\b"
-PARAMS = re.compile(
-    rf"(?:parameters|params)\s*:?\s*(?:count\s*:?\s*)?{NUMBER}|{NUMBER}\s*(?:parameters|params)\b", re.I
+ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7}
+STEP_WORDS = r"step|model|code|iter(?:ation)?|attempt|experiment|exp|version|try|trial|approach|network|net|v(?=\d)"
+STEP_HEADING = re.compile(
+    rf"^[\W_]*(?:\d{{1,2}}[.)]\s*)?(?:class\s+|the\s+)?(?:(?:{STEP_WORDS})[\s_#:.\-]*0*(\d{{1,2}})(?!\d|\.\d|[kKmM]\b)"
+    rf"|({'|'.join(ORDINALS)})\s+(?:{STEP_WORDS})\b|(final)\s+(?:{STEP_WORDS}|solution|submission)\b)",
+    re.I,
 )
-BEST_TRAIN = re.compile(
-    r"best\s+train(?:ing)?(?:\s+acc(?:uracy)?)?\s*(?:\(\w+\))?\s*:?\s*(\d{1,3}(?:\.\d{1,4})?)\s*%?", re.I
+BOLD_ALONE = re.compile(r"^(?:\*\*|__)(.+?)(?:\*\*|__)\s*:?$")
+PART = re.compile(
+    r"^\s*(?:\*\*|__)?\s*(targets?|results?|analysis|analyses|observations?)\s*(?::\s*(?:\*\*|__)|(?:\*\*|__)\s*:?|:|$)\s*",
+    re.I,
 )
-BEST_TEST = re.compile(
-    r"best\s+(?:test|val(?:idation)?)(?:\s+acc(?:uracy)?)?\s*(?:\(\w+\))?\s*:?\s*(\d{1,3}(?:\.\d{1,4})?)\s*%?", re.I
-)
-REACHED = re.compile(
-    r"(?:from|since|at|in|by)\s+(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)?\s+epoch|epoch\s+(\d{1,2})\s+on", re.I
-)
-CONSISTENT = re.compile(r"\b(consisten\w*|stabl[ey]|reliabl[ey]|every\s+time|always)\b", re.I)
+LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?[^)]*\)|(https?://\S+?\.ipynb)\b")
+RF_LINE = re.compile(r"\b(?:RF|r_?out|receptive[\s_-]*field)\b[^\d\n]{0,20}?(\d{1,3})\b(?!\s*[x×*]\s*\d)", re.I)
+RF_HEADER = re.compile(r"^\s*(?:rf|r_?out|receptive[\s_-]*field|rf[\s_-]*out)\b", re.I)
 
 
 @dataclass
@@ -41,110 +45,191 @@ class Block:
 
 
 @dataclass
-class Claims:
-    params: int | None = None  # the parameter count claimed (7.4k: 7400)
-    params_text: str = ""  # as written, for the evidence line
-    params_tolerance: float = 0  # half a unit of the last digit written: 7.4k is 7,350 to 7,450
-    best_train: float | None = None
-    best_test: float | None = None
-    reached_epoch: int | None = None
-    consistent: str = ""  # a word claiming consistency ("consistently"), if any
-
-
-@dataclass
 class Step:
-    number: int | None  # None: "Final model"
+    number: int | None  # None: "Final model", or parts with no step heading
     heading: str
     source: str  # README.md or the notebook it was found in
     parts: dict[str, str] = field(default_factory=dict)  # target, result, analysis
+    links: list[str] = field(default_factory=list)  # file names its heading and text link to
+    logs: str = ""  # code blocks under it (a pasted log)
+    rf: list[int] = field(default_factory=list)  # receptive fields written under it
+    at: dict[str, int] = field(default_factory=dict)  # {source: the markdown chunk (a notebook's cell) it starts in}
+    named: bool = True  # False: parts found with no step heading
+    found_in: list[str] = field(default_factory=list)  # other sources that write this step (its notebook)
 
     @property
     def text(self) -> str:
         return self.heading + "\n" + "\n".join(self.parts.values())
 
-    @property
-    def claims(self) -> Claims:
-        return claims_in(self.parts.get("result", "") + "\n" + self.parts.get("analysis", "") or self.text)
-
 
 def blocks(markdown: str) -> list[Block]:
     """The Markdown as headings, texts (paragraphs, list items), tables and code, in order."""
     tokens = MarkdownIt("commonmark").enable("table").parse(markdown)
-    found, in_table = [], []
+    found, in_table, lines = [], [], markdown.splitlines()
     for i, token in enumerate(tokens):
         if token.type == "table_open":
             in_table = [token.map]
         elif token.type == "table_close":
             start, end = in_table[0]
-            found.append(Block("table", "\n".join(markdown.splitlines()[start:end])))
+            found.append(Block("table", "\n".join(lines[start:end])))
             in_table = []
         elif in_table:
             continue
         elif token.type == "inline" and i and tokens[i - 1].type == "heading_open":
             found.append(Block("heading", token.content.strip(), int(tokens[i - 1].tag[1])))
         elif token.type == "inline":
-            found.append(Block("text", token.content.strip()))
+            text = token.content.strip()
+            bold = BOLD_ALONE.match(text)
+            if bold and STEP_HEADING.match(bold[1]) and not PART.match(text):
+                found.append(Block("heading", bold[1].strip(), 4))
+            else:
+                found.append(Block("text", text))
         elif token.type in ("fence", "code_block"):
             found.append(Block("code", token.content))
     return found
 
 
+def step_number(text: str) -> tuple[bool, int | None]:
+    """(names a step, its number) of a heading's text."""
+    match = STEP_HEADING.match(text)
+    if not match:
+        return False, None
+    if match[1]:
+        return True, int(match[1])
+    return True, ORDINALS[match[2].lower()] if match[2] else None
+
+
 def part_name(label: str) -> str:
     label = label.lower()
-    return "result" if label.startswith("result") else label
+    if label.startswith("result"):
+        return "result"
+    return "target" if label.startswith("target") else "analysis"
 
 
-def steps_in(markdown: str, source: str) -> list[Step]:
-    """The steps of a write-up, each with the parts found under it."""
-    steps: list[Step] = []
-    part = None
-    for block in blocks(markdown):
-        if block.kind == "heading" and (match := STEP_HEADING.search(block.text)):
-            number = int(match[1]) if match[1] else None
-            steps.append(Step(number, block.text, source))
-            part = None
-            continue
-        if not steps:
-            continue
-        step = steps[-1]
+def cells(row: str) -> list[str]:
+    return [c.strip() for c in row.strip().strip("|").split("|")]
+
+
+def table_rows(table: str) -> tuple[list[str], list[list[str]]]:
+    lines = [line for line in table.splitlines() if line.strip()]
+    return (cells(lines[0]), [cells(line) for line in lines[2:]]) if len(lines) > 2 else ([], [])
+
+
+def rf_in(block: Block) -> list[int]:
+    """Receptive fields a block writes: an RF column's values, or `RF: 5` in a line."""
+    if block.kind == "table":
+        header, rows = table_rows(block.text)
+        columns = [i for i, h in enumerate(header) if RF_HEADER.match(h.strip("*_` "))]
+        out = [i for i in columns if "out" in header[i].lower()] or columns[-1:]
+        return [int(m[0]) for row in rows for i in out if i < len(row) and (m := re.match(r"\d{1,3}", row[i].strip("*_` ")))]
+    if block.kind in ("text", "code", "heading"):
+        return [int(m[1]) for m in RF_LINE.finditer(block.text)]
+    return []
+
+
+class StepReader:
+    """Steps read from one source's markdown, fed chunk by chunk (a README whole; a notebook cell by cell)."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.steps: list[Step] = []
+        self.loose = Step(None, "", source, named=False)  # parts before any step
+        self.part: str | None = None
+        self.rf: list[int] = []  # receptive fields written outside any step
+
+    def feed(self, markdown: str, position: int = 0) -> None:
+        for block in blocks(markdown):
+            self.take(block, position)
+
+    def take(self, block: Block, position: int) -> None:
+        names, number = step_number(block.text) if block.kind == "heading" else (False, None)
+        if names:
+            self.steps.append(Step(number, block.text, self.source, at={self.source: position}))
+            self.steps[-1].links += links_in(block.text)
+            self.part = None
+            return
+        if block.kind == "table" and self.rows_as_steps(block, position):
+            return
+        step = self.steps[-1] if self.steps else self.loose
+        (step.rf if self.steps else self.rf).extend(rf_in(block))
+        step.links += links_in(block.text) if block.kind != "code" else []
         label = PART.match(block.text) if block.kind in ("heading", "text") else None
         if label:
-            part = part_name(label[1])
+            self.part = part_name(label[1])
             rest = block.text[label.end() :].strip()
-            step.parts[part] = (step.parts.get(part, "") + "\n" + rest).strip()
-        elif part and block.kind in ("text", "table"):
-            step.parts[part] = (step.parts.get(part, "") + "\n" + block.text).strip()
-        elif block.kind == "heading" and block.level <= 2:
-            part = None  # another section of the write-up (Receptive field, Logs, ...)
+            step.parts[self.part] = (step.parts.get(self.part, "") + "\n" + rest).strip()
+        elif block.kind == "code":
+            step.logs += block.text + "\n"
+        elif self.part and block.kind in ("text", "table"):
+            step.parts[self.part] = (step.parts.get(self.part, "") + "\n" + block.text).strip()
+        elif block.kind == "heading" and block.level <= 3:
+            self.part = None  # another section of the write-up (Receptive field, Logs, ...)
+
+    def rows_as_steps(self, block: Block, position: int) -> bool:
+        """A table with a row per step: each row's step, its columns as parts (figures go to Result)."""
+        header, rows = table_rows(block.text)
+        named = [(row, step_number(row[0])) for row in rows if row]
+        if not named or not all(names for _, (names, _) in named) or len(named) < 2:
+            return False
+        for row, (_, number) in named:
+            step = next((s for s in self.steps if s.number == number and number is not None), None)
+            if step is None:
+                step = Step(number, row[0], self.source, at={self.source: position})
+                self.steps.append(step)
+            for title, value in zip(header[1:], row[1:]):
+                low = title.lower()
+                if RF_HEADER.match(title.strip("*_` ")) and (m := re.match(r"\d{1,3}", value)):
+                    step.rf.append(int(m[0]))
+                part = next((p for p in ("target", "result", "analysis") if p in low), None)
+                if part is None and re.search(r"observ|remark|learning|insight|finding", low):
+                    part = "analysis"
+                if part is None and re.search(r"param|acc|epoch|best|test|train|rf|receptive", low):
+                    part, value = "result", f"{title}: {value}"
+                if part and value:
+                    step.parts[part] = (step.parts.get(part, "") + "\n" + value).strip()
+            step.links += links_in(" ".join(row))
+        return True
+
+    def result(self) -> list[Step]:
+        """The steps, one per number (a summary table and the sections below it write the same steps)."""
+        if not self.steps and self.loose.parts:
+            return [self.loose]
+        return merged([], self.steps)
+
+
+def join(same: Step, step: Step) -> None:
+    """Another writing of the same step (its section below a summary table, its notebook's markdown)
+    joined into it: texts added part by part, the longer heading kept."""
+    for part, text in step.parts.items():
+        if text not in same.parts.get(part, ""):
+            same.parts[part] = (same.parts.get(part, "") + "\n" + text).strip()
+    same.links += step.links
+    same.rf += step.rf
+    same.logs += step.logs
+    same.at.update({k: v for k, v in step.at.items() if k not in same.at})
+    if step.source != same.source:
+        same.found_in.append(step.source)
+    if len(step.heading) > len(same.heading):
+        same.heading = step.heading
+
+
+def merged(steps: list[Step], more: list[Step]) -> list[Step]:
+    """`more` added to `steps`: the same number is the same step, its writings joined."""
+    for step in more:
+        same = next((s for s in steps if s.number is not None and s.number == step.number), None)
+        if same is None:
+            steps.append(step)
+        else:
+            join(same, step)
     return steps
 
 
-def number(digits: str, suffix: str | None) -> float:
-    value = (
-        float(digits.replace(",", "")) if re.fullmatch(r"\d{1,3}(,\d{3})+", digits) else float(digits.replace(",", "."))
-    )
-    return value * {"k": 1e3, "m": 1e6}.get((suffix or "").lower(), 1)
+def links_in(text: str) -> list[str]:
+    return [unquote((m[1] or m[2]).split("#")[0].split("?")[0]).rstrip("/").split("/")[-1] for m in LINK.finditer(text)]
 
 
-def percent(text: str) -> float:
-    value = float(text)
-    return round(value * 100, 6) if value <= 1 else value  # a fraction: 0.9912 is 99.12%
-
-
-def claims_in(text: str) -> Claims:
-    claims = Claims()
-    if match := PARAMS.search(text):
-        digits, suffix = (match[1], match[2]) if match[1] else (match[3], match[4])
-        claims.params, claims.params_text = round(number(digits, suffix)), match[0].strip()
-        if suffix:
-            decimals = len(digits.split(".")[1]) if "." in digits else 0
-            claims.params_tolerance = 0.5 * 10**-decimals * {"k": 1e3, "m": 1e6}[suffix.lower()]
-    if match := BEST_TRAIN.search(text):
-        claims.best_train = percent(match[1])
-    if match := BEST_TEST.search(text):
-        claims.best_test = percent(match[1])
-    if match := REACHED.search(text):
-        claims.reached_epoch = int(match[1] or match[2])
-    if match := CONSISTENT.search(text):
-        claims.consistent = match[1]
-    return claims
+def steps_in(markdown: str, source: str) -> list[Step]:
+    """The steps of one write-up, each with the parts found under it."""
+    reader = StepReader(source)
+    reader.feed(markdown)
+    return reader.result()
