@@ -9,7 +9,7 @@ MODEL  ?= Model_3
 EPOCHS ?= 15
 SEED   ?= 0
 
-.PHONY: setup train test site screenshot demo bench report export-check wheel clean
+.PHONY: setup train test site screenshot demo bench report export-check wheel clean course-env
 
 setup: $(STAMP)
 
@@ -30,6 +30,11 @@ train: $(STAMP)
 # module fixtures, its trained models and exports, in one process).
 test: $(STAMP) $(NODE)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# The course environment a notebook re-run uses (torchvision and friends, about 5.5 GB; built once, in the
+# user's cache): `tinycnn check --rerun K` builds it on first use; this builds it ahead (CI does).
+course-env: $(STAMP)
+	$(BIN)/tinycnn course-env
 
 # site/: the documentation (docs/, mkdocs.yml) as a website; --strict fails on a broken link or anchor
 site: $(STAMP)

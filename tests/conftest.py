@@ -19,6 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # One cache for the whole run: xdist's workers inherit the folder the main process made, so the
 # bundled copy is unpacked and each demo model exported once, not once per worker (writes are atomic).
 SESSION_CACHE = Path(os.environ.get("TINYCNN_TEST_CACHE") or tempfile.mkdtemp(prefix="tinycnn-test-cache-"))
+# The course environment (gigabytes, `make course-env`) stays where the user's cache keeps it, not in the session's.
+os.environ.setdefault("TINYCNN_COURSE_ENVS", str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+                                                 / "tinycnn" / "course-envs"))
 os.environ["TINYCNN_TEST_CACHE"] = os.environ["XDG_CACHE_HOME"] = str(SESSION_CACHE)
 os.environ.pop("TINYCNN_DATA", None)
 

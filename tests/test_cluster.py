@@ -17,10 +17,12 @@ from conftest import ROOT, TINY, call_cli, one_line_error, run_cli, without_time
 
 from tinycnn import PINNED_KERNELS
 from tinycnn.evidence import records
+from tinycnn.evidence.grading.course_env import DEFAULT_REQUIREMENTS, env_key, envs_root
 from tinycnn.train.config import TrainConfig
 from tinycnn.train.engine import fit
 
 DASK = Path(sys.executable).parent / "dask"
+COURSE_READY = (envs_root() / env_key(DEFAULT_REQUIREMENTS) / "ready").is_file()
 SETTINGS = {**TINY, "epochs": 2}
 
 
@@ -225,3 +227,21 @@ def test_check_rerun_sends_its_sandboxed_seeds_to_the_cluster_with_the_same_numb
     assert f"recipe recipe.toml on the Dask cluster at {address}, 2 seeds" in rules["there"]["evidence"]
     tests = {where: [run["test"] for run in rule["details"]] for where, rule in rules.items()}
     assert tests["here"] == tests["there"] and len(tests["here"][0]) == 2, tests
+
+
+@pytest.mark.skipif(not COURSE_READY and not os.environ.get("CI"), reason="no course environment (make course-env)")
+def test_check_rerun_as_written_on_the_cluster_in_the_same_course_environment(cluster, tmp_path, capsys):
+    """A notebook as written on the workers: each finds (or builds) the course environment of the same
+    requirements list by its hash, and runs the seed there, in the sandbox."""
+    from course_notebooks import write_course_notebook
+    from grading_fixtures import write_submission
+
+    address, _, _ = cluster
+    folder = write_submission(tmp_path / "ida")
+    write_course_notebook(folder)
+    result = call_cli(capsys, "check", folder, "--rerun", "2", "--json", "--cluster", address)
+    rule = next(r for r in json.loads(result.stdout)["rules"] if r["name"] == "rerun")
+    assert f"step3.ipynb as written on the Dask cluster at {address}" in rule["evidence"], rule["evidence"]
+    runs = rule["details"]
+    assert [len(r["test"]) for r in runs] == [2, 2] and runs[0]["test"] != runs[1]["test"], runs
+    assert all("requires grad" in r["after"] and not r["error"] for r in runs), runs

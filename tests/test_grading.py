@@ -4,6 +4,7 @@ once, and bad input in one line. The student's model.py runs only in a sandboxed
 
 import csv
 import json
+import sys
 import zipfile
 
 import pytest
@@ -235,7 +236,7 @@ def test_rerun_executes_the_final_notebook_as_written_on_forced_seeds(tmp_path, 
     folder = write_submission(tmp_path / "eve")
     write_runnable(folder / "step3.ipynb", log_text(LOGS[3], params_of(MODEL_PY, "Model3")))
     before = unchanged(folder)
-    code, rules = checked(capsys, folder, "--rerun", "2")
+    code, rules = checked(capsys, folder, "--rerun", "2", "--python", sys.executable)  # it needs no torchvision
     rerun = rules["rerun"]
     assert code == 1 and not rerun["passed"] and "step3.ipynb as written, 2 seeds: 0/2 hold" in rerun["evidence"]
     runs = rerun["details"]

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from tinycnn.errors import ConfigError, DataError
 from tinycnn.evidence.checklist import CheckOptions, Rule, check_project
+from tinycnn.evidence.grading.course_env import built_python, course_python, requirements_text
 from tinycnn.evidence.grading.findings import notes
 from tinycnn.evidence.grading.rerun import rerun, rerun_rule
 from tinycnn.evidence.grading.rubric import Rubric, load_rubric
@@ -63,6 +64,8 @@ def graded_path(path: Path, rubric: Rubric, args: argparse.Namespace) -> Graded:
             "epochs": len(run.epochs) if run else 0,
         }
         if args.rerun:
+            cluster = args.cluster or os.environ.get("TINYCNN_CLUSTER")
+            python, requirements = course_of(args, cluster)
             with tqdm(total=args.rerun, desc=f"{path.name}: runs", unit="run", file=sys.stderr, disable=None) as bar:
                 how, runs = rerun(
                     sub,
@@ -70,11 +73,30 @@ def graded_path(path: Path, rubric: Rubric, args: argparse.Namespace) -> Graded:
                     Path(args.recipe) if args.recipe else None,
                     args.rerun_seconds,
                     bar,
-                    args.cluster or os.environ.get("TINYCNN_CLUSTER"),
+                    cluster,
+                    python,
+                    requirements,
                 )
             graded.rules.append(rerun_rule(how, runs, rubric.target))
             graded.figures["seeds_holding"] = f"{sum(r.holds(rubric.target) for r in runs)}/{len(runs)}"
         return graded
+
+
+def course_of(args: argparse.Namespace, cluster: str | None) -> tuple[str | None, str | None]:
+    """(interpreter, requirements) a notebook re-run uses: the one named, or the course environment,
+    built here before the first seed (on a cluster: by each worker from the same list)."""
+    if args.recipe:
+        return None, None  # tinycnn's own engine trains the class
+    if args.python:
+        return str(course_python(args.python, None)), None
+    text = requirements_text(Path(args.requirements) if args.requirements else None)
+    return (None, text) if cluster else (str(built_python(text)), None)
+
+
+def course_env(args: argparse.Namespace) -> int:
+    """`tinycnn course-env`: build (once) the course environment a notebook re-run uses; print its Python."""
+    print(course_python(None, Path(args.requirements) if args.requirements else None))
+    return 0
 
 
 def checklist_lines(path: Path, rubric: Rubric, graded: Graded) -> list[str]:

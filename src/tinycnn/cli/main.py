@@ -30,7 +30,8 @@ from tinycnn.train.config import TrainConfig, option_name
 # Which module of this package holds each subcommand (a function named as the command, - as _).
 COMMANDS = {"train": "training", "run": "training", "summary": "models", "evaluate": "models", "predict": "models",
             "export": "shipping", "export-check": "shipping", "demo": "shipping", "report": "evidence",
-            "bench": "evidence", "sweep": "evidence", "init": "evidence", "check": "grading"}
+            "bench": "evidence", "sweep": "evidence", "init": "evidence", "check": "grading",
+            "course-env": "grading"}
 
 
 def add_config_options(parser: argparse.ArgumentParser, defaults_shown: bool) -> None:
@@ -151,8 +152,16 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--recipe", metavar="FILE.toml", help="with --rerun: train the final model class with these "
                        "settings instead (one recipe for the class)")
     check.add_argument("--rerun-seconds", type=positive_int, default=1800, help="wall-clock limit of one run (default 1800)")
+    check.add_argument("--python", metavar="PATH", help="with --rerun: the interpreter of the class's own environment "
+                       "that runs the notebook (it needs nbclient and ipykernel)")
+    check.add_argument("--requirements", metavar="FILE", help="with --rerun: build the course environment from this "
+                       "list instead of the default course stack (torch, torchvision, torchsummary, ...), once")
     check.add_argument("--cluster", metavar="tcp://HOST:8786", help="with --rerun: run the seeds on this Dask "
                        "scheduler's workers, each in its sandbox there (default: $TINYCNN_CLUSTER)")
+
+    course = sub.add_parser("course-env", help="build (once) the course environment a notebook re-run uses "
+                            "(torchvision and friends; about 5.5 GB) and print its Python")
+    course.add_argument("--requirements", metavar="FILE", help="the list to build from (default: the course stack)")
 
     bench = sub.add_parser("bench", help="training/evaluation throughput against a per-image reference "
                                          "pipeline, step breakdown and scaling")

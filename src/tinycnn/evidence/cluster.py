@@ -156,22 +156,23 @@ def run_on_cluster(
         client.close()
 
 
-def isolated_task(code: str, files: dict[str, bytes], args: list[str], seconds: float, mnist: bool):
+def isolated_task(job, files: dict[str, bytes]):
     """On a worker: a submission's files in a folder of its own, then the sandboxed child on them
-    (grading/sandbox.py: the same limits there as here). Returns (Ran, wall seconds)."""
-    from tinycnn.evidence.grading.sandbox import run_isolated  # on the worker: grading imports this module
+    (grading/sandbox.py: the same limits there as here; a course environment from the same list is
+    built there, once). Returns (Ran, wall seconds)."""
+    from tinycnn.evidence.grading.sandbox import run_job  # on the worker: grading imports this module
 
     with tempfile.TemporaryDirectory(prefix="tinycnn-submission-") as tmp:
         for name, data in files.items():
             write_bytes(Path(tmp) / name, data)
         start = time.perf_counter()
-        ran = run_isolated(code, Path(tmp), args, seconds, mnist=mnist)
+        ran = run_job(job, Path(tmp))
         return ran, time.perf_counter() - start
 
 
 def isolated_on_cluster(address: str, folder: Path, jobs: list[tuple], on_done=None) -> list[tuple]:
-    """`tinycnn check --rerun --cluster`: each (code, args, seconds, mnist) job run in the sandbox on a
-    worker, the submission's files sent along; [(Ran, seconds)] in job order."""
+    """`tinycnn check --rerun --cluster`: each sandbox Job run on a worker, the submission's files
+    sent along; [(Ran, seconds)] in job order."""
     from distributed import as_completed
 
     client = connect(address)
@@ -182,8 +183,8 @@ def isolated_on_cluster(address: str, folder: Path, jobs: list[tuple], on_done=N
     }
     try:
         futures = [
-            client.submit(isolated_task, code, files, args, seconds, mnist, pure=False)
-            for code, args, seconds, mnist in jobs
+            client.submit(isolated_task, job, files, pure=False)
+            for job in jobs
         ]
         for _ in as_completed(futures):
             if on_done is not None:
