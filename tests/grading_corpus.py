@@ -521,6 +521,66 @@ def copied(folder: Path, wording: str) -> Expected:
     return Expected(verdicts(), params_of(source, "Model_3"), GOOD[3][-3:])
 
 
+def blocks_without_headings(folder: Path) -> Expected:
+    """No step headings at all: blocks of Target / Results / Analysis separated by rules, each ending on
+    a link to its notebook (`...F1.ipynb`)."""
+    source = classic_files(folder, ["Model_1", "Model_2", "Model_3"])
+    blocks = []
+    for n in (1, 2, 3):
+        params = params_of(source, f"Model_{n}")
+        blocks.append(f"Target:\n{TARGETS[n]}.\n\nResults:\n{results(params, GOOD[n])}\n\nAnalysis:\nAs hoped.\n"
+                      f"https://github.com/someone/era/blob/main/S7F{n}.ipynb\n")
+        step_notebook(folder / f"S7F{n}.ipynb", f"from model import Model_{n} as Net", "Net()", GOOD[n], params)
+    (folder / "README.md").write_text("# Session 7\n" + "\n-----\n".join(blocks) + "\n" + RF_TABLE)
+    return Expected(verdicts(), params_of(source, "Model_3"), GOOD[3][-3:])
+
+
+def parts_in_code_blocks(folder: Path) -> Expected:
+    """`**Target:**` and the others each followed by a fenced block holding the list."""
+    source = classic_files(folder, ["Model_1", "Model_2", "Model_3"], rf_comments=True)
+    readme = []
+    for n in (1, 2, 3):
+        params = params_of(source, f"Model_{n}")
+        readme.append(f"## Model {n}\n\n**Target:**\n```\n1. {TARGETS[n]}\n```\n\n**Results:**\n```\n"
+                      f"{results(params, GOOD[n])}\n```\n**Analysis:**\n```\n1. Steady.\n```\n")
+        step_notebook(folder / f"S7_{n}.ipynb", f"from model import Model_{n}", f"Model_{n}()", GOOD[n], params)
+    (folder / "README.md").write_text("\n".join(readme))
+    return Expected(verdicts(), params_of(source, "Model_3"), GOOD[3][-3:])
+
+
+def module_lines(folder: Path) -> Expected:
+    """Plain `MODULE-1` lines and indented `##TARGET##` labels (no Markdown headings), models numbered from 0."""
+    source = classic_files(folder, ["Model0", "Model1", "Model2"], rf_comments=True)
+    readme = []
+    for k, n in enumerate((1, 2, 3)):
+        params = params_of(source, f"Model{k}")
+        readme.append(f"MODULE-{n}\n          ##TARGET##\n1) {TARGETS[n]}\n\n        ##RESULTS##\n"
+                      f"1) Parameters are {params:,}\n\n      ##ANALYSIS##\n1) It learns.\n")
+        step_notebook(folder / f"module{n}.ipynb", f"from model import Model{k} as Net", "Net()", GOOD[n], params)
+    (folder / "README.md").write_text("# Modules\n\n" + "\n".join(readme))
+    return Expected(verdicts(), params_of(source, "Model2"), GOOD[3][-3:])
+
+
+LATEX_RF = ("| Layer | $\\mathbf{K}$ | $\\mathbf{J}_{\\text{in}}$ | $\\mathbf{RF}_{\\text{in}}$ | "
+            "$\\mathbf{RF}_{\\text{out}}$ |\n|:-:|:-:|:-:|:-:|:-:|\n| **Input** | - | 1 | 1 | 1 |\n"
+            "| **Conv1** | 3 | 1 | 1 | $1 + (3 - 1) \\times 1 = 3$ |\n| **Conv2** | 3 | 1 | 3 | $3 + 2 \\times 1 = 5$ |\n"
+            "| **Pool** | 2 | 1 | 5 | $5 + 1 \\times 1 = 6$ |\n| **Conv3** | 3 | 2 | 6 | $6 + 2 \\times 2 = 10$ |\n")
+
+
+def final_only_latex(folder: Path) -> Expected:
+    """Only a final architecture written up (named in its heading, one of several model files), a LaTeX
+    receptive-field table, the log pasted under a second final heading; no steps, no notebooks."""
+    for n, name in ((1, "TryOne"), (2, "TryTwo")):
+        classic_files(folder, [name], f"Model{n}.py", {1: WIDTHS[n]})
+    source = classic_files(folder, ["SlimNetV9"], "Final_Model.py", {1: WIDTHS[3]})
+    tests = GOOD[3]
+    (folder / "README.md").write_text(
+        "# Under 8k\n\n## The Final Architecture: SlimNetV9\n\nFive 3x3 blocks, one pool, GAP.\n\n" + LATEX_RF
+        + "\n## Final Model Training Log (SlimNetV9)\n\n```\n" + log(tests, salt=folder.name) + "```\n")
+    return Expected(verdicts(("steps", "texts")), params_of(source, "SlimNetV9"), tests[-3:],
+                    says=["Final_Model.py:SlimNetV9"])
+
+
 CORPUS = {
     "code-headings": code_headings,
     "caps-five": caps_five,
@@ -544,6 +604,10 @@ CORPUS = {
     "consistent-no-rf": consistent_no_rf,
     "four-steps": four_steps,
     "over-budget-and-long": over_budget_and_long,
+    "blocks-without-headings": blocks_without_headings,
+    "parts-in-code-blocks": parts_in_code_blocks,
+    "module-lines": module_lines,
+    "final-only-latex": final_only_latex,
     "copy-ann": lambda folder: copied(folder, "."),
     "copy-ben": lambda folder: copied(folder, ", as planned."),
 }

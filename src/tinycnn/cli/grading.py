@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from tinycnn.errors import ConfigError, DataError
 from tinycnn.evidence.checklist import CheckOptions, Rule, check_project
-from tinycnn.evidence.grading.course_env import built_python, course_python, requirements_text
+from tinycnn.evidence.grading.course_env import built_python, checked_python, course_python, requirements_text
 from tinycnn.evidence.grading.findings import notes
 from tinycnn.evidence.grading.rerun import rerun, rerun_rule
 from tinycnn.evidence.grading.rubric import Rubric, load_rubric
@@ -85,17 +85,21 @@ def graded_path(path: Path, rubric: Rubric, args: argparse.Namespace) -> Graded:
 def course_of(args: argparse.Namespace, cluster: str | None) -> tuple[str | None, str | None]:
     """(interpreter, requirements) a notebook re-run uses: the one named, or the course environment,
     built here before the first seed (on a cluster: by each worker from the same list)."""
+    if args.recipe and (args.python or args.requirements):
+        raise ConfigError("--python and --requirements are for a notebook re-run; --recipe trains with tinycnn's engine")
     if args.recipe:
         return None, None  # tinycnn's own engine trains the class
+    if args.python and args.requirements:
+        raise ConfigError("--python and --requirements: name an interpreter, or a list to build one from, not both")
     if args.python:
-        return str(course_python(args.python, None)), None
+        return str(checked_python(args.python)), None
     text = requirements_text(Path(args.requirements) if args.requirements else None)
     return (None, text) if cluster else (str(built_python(text)), None)
 
 
 def course_env(args: argparse.Namespace) -> int:
     """`tinycnn course-env`: build (once) the course environment a notebook re-run uses; print its Python."""
-    print(course_python(None, Path(args.requirements) if args.requirements else None))
+    print(course_python(Path(args.requirements) if args.requirements else None))
     return 0
 
 
@@ -172,6 +176,8 @@ def rubric_of(args: argparse.Namespace) -> Rubric:
 
 
 def check(args: argparse.Namespace) -> int:
+    if (args.python or args.requirements or args.recipe) and not args.rerun:
+        raise ConfigError("--recipe, --python and --requirements go with --rerun K")
     rubric = rubric_of(args)
     paths = [Path(p) for p in args.project or ["."]]
     if len(paths) == 1 and not args.table:

@@ -23,8 +23,11 @@ BEST_TEST = re.compile(
     re.I,
 )
 REACHED = re.compile(
-    r"(?:from|since|at|in|by|after)\s+(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)?\s+epoch|epoch\s+(\d{1,2})\s+(?:on|onwards)", re.I
+    r"(?:from|since|at|in|by|after)\s+(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)?\s+epoch|epoch\s+(\d{1,2})\s+(?:on|onwards)"
+    r"|(?:from|since)\s+epoch\s+(\d{1,2})\b", re.I
 )
+SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n")
+TARGET_WORDS = re.compile(r"99\.4|target|goal|consisten|stabl|hold|above|every epoch", re.I)
 CONSISTENT = re.compile(r"\b(consisten\w*|stabl[ey]|reliabl[ey]|every\s+time|always)\b", re.I)
 OVERFITTING = re.compile(r"\b(?<!no\s)(?<!not\s)(?<!less\s)(over-?fit\w*)\b(?![^.\n]{0,25}\b(?:gone|reduced|removed|fixed))",
                          re.I)
@@ -89,9 +92,11 @@ def written_range(digits: str, suffix: str | None) -> tuple[float, float]:
 
 
 def sentence(text: str, match: re.Match) -> str:
-    start = max(text.rfind(".", 0, match.start()), text.rfind("\n", 0, match.start())) + 1
-    ends = [i for i in (text.find(".", match.end()), text.find("\n", match.end())) if i >= 0]
-    return text[start : min(ends) if ends else len(text)].strip(" -*")
+    """The sentence around a match (a full stop ends one, a decimal point does not)."""
+    ends = [m.end() for m in SENTENCE_END.finditer(text)]
+    start = max((e for e in ends if e <= match.start()), default=0)
+    end = min((e for e in ends if e > match.end()), default=len(text))
+    return text[start:end].strip(" -*.\n")
 
 
 def claims_in(text: str) -> Claims:
@@ -106,8 +111,10 @@ def claims_in(text: str) -> Claims:
         if not re.search(r"train", match[0], re.I):
             claims.best_test = accuracy(match[1], match[0])
             break
-    if match := REACHED.search(text):
-        claims.reached_epoch = int(match[1] or match[2])
+    for match in REACHED.finditer(text):  # "in the 15th epoch" alone is no claim about the target
+        if TARGET_WORDS.search(sentence(text, match)):
+            claims.reached_epoch = int(match[1] or match[2] or match[3])
+            break
     if match := CONSISTENT.search(text):
         claims.consistent = match[1]
     for match in OVERFITTING.finditer(text):

@@ -136,7 +136,6 @@ def tick(start: float, done: threading.Event) -> None:
         print(f"  installing ... {time.monotonic() - start:.0f} s", file=sys.stderr, flush=True)
 
 
-def course_python(python: str | None, requirements: Path | None, say=None) -> Path:
-    if python and requirements:
-        raise ConfigError("--python and --requirements: name an interpreter, or a list to build one from, not both")
-    return checked_python(python) if python else built_python(requirements_text(requirements), say)
+def course_python(requirements: Path | None, say=None) -> Path:
+    """The course environment built from a list (the default course stack without one)."""
+    return built_python(requirements_text(requirements), say)

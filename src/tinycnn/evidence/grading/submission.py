@@ -28,7 +28,7 @@ from tinycnn.evidence.grading.models import measure_refs
 from tinycnn.evidence.grading.notebooks import Notebook, read_notebook
 from tinycnn.evidence.grading.writeup import RF_LINE, Step, StepReader, join, merged
 
-FILE_NUMBER = re.compile(r"(?:step|model|code|iter(?:ation)?|attempt|exp(?:eriment)?|v(?:ersion)?|try|part|net)"
+FILE_NUMBER = re.compile(r"(?:step|model|module|code|iter(?:ation)?|attempt|exp(?:eriment)?|v(?:ersion)?|try|part|net)"
                          r"[\s_-]*0*(\d{1,2})(?!\d)", re.I)
 README = re.compile(r"readme\.(?:md|markdown)$", re.I)
 
@@ -84,7 +84,7 @@ def file_number(path: Path) -> int | None:
     found = FILE_NUMBER.findall(path.stem)
     if found:
         return int(found[-1])
-    match = re.search(r"(?<![a-z])(\d{1,2})$", path.stem, re.I)
+    match = re.search(r"(?<!\d)(\d{1,2})$", path.stem)  # `S7F2`, `s5_f3`
     return int(match[1]) if match else None
 
 
@@ -98,6 +98,8 @@ def ordered(steps: list[Step]) -> list[Step]:
             join(numbered[-1], step)
             numbered[-1].heading = heading
         return numbered
+    for step in final[1:]:  # "Final architecture", then "Final model training log": one final step
+        join(final[0], step)
     return final[:1]
 
 
@@ -148,18 +150,24 @@ def tie_runs(steps: list[Step], notebooks: list[Notebook]) -> list[tuple[Run | N
     return runs
 
 
-def named_model(step: Step, index: CodeIndex) -> ModelRef | None:
+def named_model(step: Step, index: CodeIndex, final: bool, writeup: str) -> ModelRef | None:
+    """A step's model by name: `Model_3`, `Net3` for step 3; else a class its text names (for the final
+    step, one the write-up names, or one in a file called final); else the only class there is."""
     classes = [(f, c) for f, names in index.classes.items() for c in names]
     numbered = [(f, c) for f, c in classes if step.number is not None and re.fullmatch(
         rf"(?:model|net|network|step)_?0*{step.number}", c, re.I)]
-    found = sorted(numbered, key=lambda fc: (not Path(fc[0]).stem.startswith("model"), fc[0]))
+    mentioned = [(f, c) for f, c in classes if re.search(rf"\b{re.escape(c)}\b", step.text)]
+    if final and not mentioned:
+        mentioned = [(f, c) for f, c in classes if re.search(rf"\b{re.escape(c)}\b", writeup)] or [
+            (f, c) for f, c in classes if "final" in Path(f).stem.lower()]
+    found = sorted(numbered, key=lambda fc: (not Path(fc[0]).stem.startswith("model"), fc[0])) or mentioned[-1:]
     if found or len(classes) == 1:
         file, name = (found or classes)[0]
         return ModelRef(name, file, f"{file}:{name}")
     return None
 
 
-def rf_comments(ref: ModelRef, index: CodeIndex, folder: Path) -> list[int]:
+def rf_comments(ref: ModelRef, folder: Path) -> list[int]:
     """Receptive fields written in comments inside the class (`# 26x26 | RF: 3`)."""
     text = ref.source or ((folder / ref.file).read_text(errors="replace") if (folder / ref.file).is_file() else "")
     match = re.search(rf"^class\s+{re.escape(ref.name)}\b.*?(?=^\S|\Z)", text, re.M | re.S)
@@ -177,12 +185,12 @@ def read_submission(folder: Path, log_pattern: str | None = None, seconds: float
         raise ConfigError(f"{folder}: no write-up (no README.md, no notebook)")
     index = CodeIndex(folder)
     notebooks = [read_notebook(p, log_pattern, Builds(index, p)) for p in paths]
-    steps, loose_rf, images = [], [], 0
+    steps, loose_rf, images, loose_logs, writeup = [], [], 0, "", ""
     if readmes:
         reader = StepReader(readmes[0].name)
-        text = readmes[0].read_text(errors="replace")
+        text = writeup = readmes[0].read_text(errors="replace")
         reader.feed(text)
-        steps, loose_rf = merged(steps, reader.result()), reader.rf
+        steps, loose_rf, loose_logs = merged(steps, reader.result()), reader.rf, reader.loose.logs
         images += len(re.findall(r"!\[[^\]]*\]\(|<img\b", text))
     for notebook in notebooks:
         reader = StepReader(notebook.path.name)
@@ -200,11 +208,13 @@ def read_submission(folder: Path, log_pattern: str | None = None, seconds: float
     if not steps:  # nothing written up: each notebook that trained stands in for a step
         trained = sorted((n for n in notebooks if n.runs), key=lambda n: (file_number(n.path) or 0, n.path.name))
         steps = [Step(file_number(n.path), f"{n.path.name} (no write-up)", n.path.name, named=False) for n in trained]
+    if not steps and loose_logs:  # no step, no notebook: the README's own log stands for the final step
+        steps = [Step(None, f"{readmes[0].name} (no write-up)", readmes[0].name, logs=loose_logs, named=False)]
     graded = [Graded(step, run, tie=how) for step, (run, how) in zip(steps, tie_runs(steps, notebooks))]
-    for g in graded:
-        g.model = (g.run.model if g.run else None) or named_model(g.step, index)
+    for i, g in enumerate(graded):
+        g.model = (g.run.model if g.run else None) or named_model(g.step, index, i == len(graded) - 1, writeup)
     measured, stubbed = measure_refs(folder, [g.model for g in graded if g.model], seconds)
     for g in graded:
         g.measured = measured.get(g.model, {}) if g.model else {}
-        g.rf_written = g.step.rf + (rf_comments(g.model, index, folder) if g.model else [])
+        g.rf_written = g.step.rf + (rf_comments(g.model, folder) if g.model else [])
     return Submission(folder, graded, notebooks, index, written, images, loose_rf, stubbed)

@@ -21,15 +21,15 @@ from urllib.parse import unquote
 from markdown_it import MarkdownIt
 
 ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7}
-STEP_WORDS = r"step|model|code|iter(?:ation)?|attempt|experiment|exp|version|try|trial|approach|network|net|v(?=\d)"
+STEP_WORDS = r"step|model|code|iter(?:ation)?|attempt|experiment|exp|version|try|trial|approach|network|net|module|v(?=\d)"
 STEP_HEADING = re.compile(
     rf"^[\W_]*(?:\d{{1,2}}[.)]\s*)?(?:class\s+|the\s+)?(?:(?:{STEP_WORDS})[\s_#:.\-]*0*(\d{{1,2}})(?!\d|\.\d|[kKmM]\b)"
-    rf"|({'|'.join(ORDINALS)})\s+(?:{STEP_WORDS})\b|(final)\s+(?:{STEP_WORDS}|solution|submission)\b)",
+    rf"|({'|'.join(ORDINALS)})\s+(?:{STEP_WORDS})\b|(final)\s+(?:{STEP_WORDS}|solution|submission|architecture|design)\b)",
     re.I,
 )
 BOLD_ALONE = re.compile(r"^(?:\*\*|__)(.+?)(?:\*\*|__)\s*:?$")
 PART = re.compile(
-    r"^\s*(?:\*\*|__)?\s*(targets?|results?|analysis|analyses|observations?)\s*(?::\s*(?:\*\*|__)|(?:\*\*|__)\s*:?|:|$)\s*",
+    r"^[\s#*_>]*(targets?|results?|analysis|analyses|observations?)\s*(?::\s*(?:\*\*|__)|(?:\*\*|__|#+)\s*:?|:|$)\s*",
     re.I,
 )
 LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?[^)]*\)|(https?://\S+?\.ipynb)\b")
@@ -89,6 +89,24 @@ def blocks(markdown: str) -> list[Block]:
     return found
 
 
+def lines_of(block: Block) -> list[Block]:
+    """A paragraph whose lines are labels (`MODULE-1`, then `##TARGET##`, then the text) read line by line."""
+    lines = [line for line in block.text.splitlines() if line.strip()]
+    if block.kind == "code" and len(lines) == 1 and (PART.match(lines[0]) or short_step(lines[0])):
+        block = Block("text", lines[0].strip())  # an indented `##RESULTS##` line: a label, not code
+    if block.kind != "text" or len(lines) < 2 or not any(PART.match(line) or short_step(line) for line in lines):
+        return [Block("heading", block.text, 4) if block.kind == "text" and short_step(block.text) else block]
+    return [Block("heading", line.strip(), 4) if short_step(line) else Block("text", line) for line in lines]
+
+
+def short_step(line: str) -> bool:
+    """A line that is only a step's name (three words at most): `MODULE-1`, `Model 2:`."""
+    words = line.strip(" *_#:").split()
+    picture = "![" in line or "<img" in line  # a picture's caption names no step the text writes up
+    return 0 < len(words) <= 3 and not picture and not line.rstrip().endswith(".") and STEP_HEADING.match(
+        line.strip()) is not None
+
+
 def step_number(text: str) -> tuple[bool, int | None]:
     """(names a step, its number) of a heading's text."""
     match = STEP_HEADING.match(text)
@@ -115,13 +133,28 @@ def table_rows(table: str) -> tuple[list[str], list[list[str]]]:
     return (cells(lines[0]), [cells(line) for line in lines[2:]]) if len(lines) > 2 else ([], [])
 
 
+def plain(cell: str) -> str:
+    """A table cell without Markdown emphasis or LaTeX markup: `$\\mathbf{RF}_{\\text{out}}$` is `RF_out`."""
+    cell = re.sub(r"\\(?:mathbf|text|mathrm|textbf|mathit)\s*", "", cell)
+    return re.sub(r"[*`${}\\]", "", cell).strip(" _")
+
+
+def last_number(cell: str) -> int | None:
+    """The value a cell ends on: `28`, `**28**`, `$1 + (3 - 1) \\times 1 = 3$` (3)."""
+    found = re.findall(r"\d{1,3}", plain(cell).split("=")[-1])
+    return int(found[-1]) if found else None
+
+
+def rf_column(header: list[str]) -> list[int]:
+    columns = [i for i, h in enumerate(header) if RF_HEADER.match(plain(h))]
+    return [i for i in columns if "out" in plain(header[i]).lower()] or columns[-1:]
+
+
 def rf_in(block: Block) -> list[int]:
     """Receptive fields a block writes: an RF column's values, or `RF: 5` in a line."""
     if block.kind == "table":
         header, rows = table_rows(block.text)
-        columns = [i for i, h in enumerate(header) if RF_HEADER.match(h.strip("*_` "))]
-        out = [i for i in columns if "out" in header[i].lower()] or columns[-1:]
-        return [int(m[0]) for row in rows for i in out if i < len(row) and (m := re.match(r"\d{1,3}", row[i].strip("*_` ")))]
+        return [n for row in rows for i in rf_column(header) if i < len(row) and (n := last_number(row[i])) is not None]
     if block.kind in ("text", "code", "heading"):
         return [int(m[1]) for m in RF_LINE.finditer(block.text)]
     return []
@@ -134,12 +167,14 @@ class StepReader:
         self.source = source
         self.steps: list[Step] = []
         self.loose = Step(None, "", source, named=False)  # parts before any step
+        self.unnamed: list[Step] = []  # earlier blocks of parts, where no heading names steps
         self.part: str | None = None
         self.rf: list[int] = []  # receptive fields written outside any step
 
     def feed(self, markdown: str, position: int = 0) -> None:
         for block in blocks(markdown):
-            self.take(block, position)
+            for piece in lines_of(block):
+                self.take(piece, position)
 
     def take(self, block: Block, position: int) -> None:
         names, number = step_number(block.text) if block.kind == "heading" else (False, None)
@@ -150,16 +185,21 @@ class StepReader:
             return
         if block.kind == "table" and self.rows_as_steps(block, position):
             return
+        label = PART.match(block.text) if block.kind in ("heading", "text") else None
+        if label and not self.steps and part_name(label[1]) == "target" and self.loose.parts.get("target"):
+            self.unnamed.append(self.loose)  # no headings, blocks of Target / Result / Analysis: one a step
+            self.loose = Step(None, "", self.source, named=False, at={self.source: position})
         step = self.steps[-1] if self.steps else self.loose
         (step.rf if self.steps else self.rf).extend(rf_in(block))
         step.links += links_in(block.text) if block.kind != "code" else []
-        label = PART.match(block.text) if block.kind in ("heading", "text") else None
         if label:
             self.part = part_name(label[1])
             rest = block.text[label.end() :].strip()
             step.parts[self.part] = (step.parts.get(self.part, "") + "\n" + rest).strip()
         elif block.kind == "code":
             step.logs += block.text + "\n"
+            if self.part:  # a part written as a code block (`**Target:**` then ``` 1. ... ```)
+                step.parts[self.part] = (step.parts.get(self.part, "") + "\n" + block.text).strip()
         elif self.part and block.kind in ("text", "table"):
             step.parts[self.part] = (step.parts.get(self.part, "") + "\n" + block.text).strip()
         elif block.kind == "heading" and block.level <= 3:
@@ -178,8 +218,8 @@ class StepReader:
                 self.steps.append(step)
             for title, value in zip(header[1:], row[1:]):
                 low = title.lower()
-                if RF_HEADER.match(title.strip("*_` ")) and (m := re.match(r"\d{1,3}", value)):
-                    step.rf.append(int(m[0]))
+                if RF_HEADER.match(plain(title)) and (n := last_number(value)) is not None:
+                    step.rf.append(n)
                 part = next((p for p in ("target", "result", "analysis") if p in low), None)
                 if part is None and re.search(r"observ|remark|learning|insight|finding", low):
                     part = "analysis"
@@ -191,9 +231,13 @@ class StepReader:
         return True
 
     def result(self) -> list[Step]:
-        """The steps, one per number (a summary table and the sections below it write the same steps)."""
-        if not self.steps and self.loose.parts:
-            return [self.loose]
+        """The steps, one per number (a summary table and the sections below it write the same steps);
+        with no step heading, each block of Target / Result / Analysis, numbered in order."""
+        if not self.steps:
+            found = [s for s in [*self.unnamed, self.loose] if s.parts]
+            for n, step in enumerate(found, 1):
+                step.number = n if len(found) > 1 else None
+            return found
         return merged([], self.steps)
 
 
