@@ -1,6 +1,7 @@
 """A class compared: two submissions whose final training logs are the same line for line (no two
 runs print the same accuracies and losses epoch after epoch by chance), or whose final model code is
-the same once names of variables and comments are set aside, are flagged in the class table. A flag
+the same once comments and the class's own name are set aside, are flagged in the class table (more
+than three alike are counted, not named: a template the course handed out looks like that). A flag
 is for a teacher to look at, not a verdict: a course's template model is often shared on purpose.
 """
 
@@ -13,6 +14,7 @@ import re
 from tinycnn.evidence.grading.submission import Submission
 
 MIN_EPOCHS = 3  # a shorter log is too little to call two the same
+MANY = 3  # more alike than this are counted, not named
 
 
 def class_source(sub: Submission) -> str | None:
@@ -26,7 +28,7 @@ def class_source(sub: Submission) -> str | None:
         tree = ast.parse(text)
     except SyntaxError:
         return None
-    node = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == ref.name), None)
+    node = next((n for n in reversed(tree.body) if isinstance(n, ast.ClassDef) and n.name == ref.name), None)
     if node is None:
         return None
     node.name = "Model"  # the class's own name set aside: a renamed copy is a copy
@@ -55,5 +57,8 @@ def similar(prints: dict[str, dict[str, str]]) -> dict[str, list[str]]:
                 groups.setdefault(found[kind], []).append(name)
         for names in groups.values():
             for name in names if len(names) > 1 else []:
-                flags[name].append(f"{words} {', '.join(n for n in names if n != name)}")
+                others = [n for n in names if n != name]
+                # many alike: a template the course handed out, more likely than copying
+                flags[name].append(f"{words} {', '.join(others)}" if len(others) <= MANY else
+                                   f"{words} {len(others)} others (a shared template?)")
     return flags
