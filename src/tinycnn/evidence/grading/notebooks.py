@@ -35,10 +35,10 @@ class Cell:
 @dataclass
 class Notebook:
     path: Path
-    cells: list[Cell]  # code cells in the order they ran, markdown cells at their place
+    cells: list[Cell]  # every cell in file order (its runs follow the order the code cells ran)
     markdown: str
     runs: list[Run] = field(default_factory=list)
-    images: int = 0  # pictures in its markdown and outputs
+    images: int = 0  # pictures in its markdown (a plot's output is no write-up)
 
     @property
     def code(self) -> str:
@@ -75,6 +75,7 @@ def ran_order(cells: list[Cell], counts: list[int | None]) -> list[Cell]:
 
 
 def read_cells(path: Path) -> tuple[list[Cell], int, list[Cell]]:
+    """(every cell in file order, the pictures in its markdown, the code cells in the order they ran)"""
     try:
         notebook = nbformat.read(path, as_version=4)
     except Exception as e:  # noqa: BLE001 - damaged JSON, not a notebook: one line
@@ -87,14 +88,12 @@ def read_cells(path: Path) -> tuple[list[Cell], int, list[Cell]]:
             texts = [output_text(o) for o in raw.get("outputs", [])]
             cell.output = "\n".join(t for t, _ in texts if t)
             cell.error = next((e for _, e in texts if e), "")
-            images += sum("image/png" in o.get("data", {}) for o in raw.get("outputs", []))
             cell.tree = parsed(source)
             counts.append(raw.get("execution_count"))
         else:
             images += len(re.findall(r"!\[[^\]]*\]\(|<img\b", source))
         cells.append(cell)
-    code = ran_order([c for c in cells if c.kind == "code"], counts)
-    return sorted([c for c in cells if c.kind == "markdown"] + code, key=lambda c: c.index), images, code
+    return cells, images, ran_order([c for c in cells if c.kind == "code"], counts)
 
 
 def built_in(tree: ast.Module | None) -> list[ast.Call]:

@@ -1,11 +1,12 @@
 """A submission's write-up: its steps and their Target / Result / Analysis texts, in the shapes
 people write them (a README, a notebook's markdown cells), read with markdown-it.
 
-A step starts at a heading, or a paragraph that is bold alone (`**class Model1()**`), that begins
-by naming one: `# Step 2`, `## Code-1 - [link]`, `# CODE 5`, `### iter 3`, `Attempt 2`, `Model_3`,
-`Experiment 4`, `Second model`, `## Final model`. Its parts are headings of any level, or bold or
-plain labels at the start of a paragraph or list item (`**Target**:`, `Results:`), and run to the
-next part or step. A table with a row per step (`| Model 1 | target | result | analysis |`) gives
+A step starts at a heading, a paragraph that is bold alone (`**class Model1()**`) or a line of at
+most three words, that begins by naming one: `# Step 2`, `## Code-1 - [link]`, `# CODE 5`, `### iter
+3`, `Attempt 2`, `Model_3`, `MODULE-1`, `Experiment 4`, `Second model`, `## Final model`. Its parts are
+headings of any level, or labels at the start of a paragraph, list item or line (`**Target**:`,
+`Results:`, `##TARGET##`), a fenced block after a label included, and run to the next part or step.
+Where no heading names steps, each new Target starts the next one. A table with a row per step (`| Model 1 | target | result | analysis |`) gives
 each row's step its parts. Parts that stand before any step (a notebook whose last cell holds the
 Target / Result / Analysis) are an unnamed step, which the reader ties to that notebook. Links in a
 step's heading or text name notebooks; code blocks under a step are pasted logs; receptive fields
