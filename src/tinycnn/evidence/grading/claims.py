@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from tinycnn.evidence.grading.logs import as_percent
+
 NUMBER = r"(\d+(?:[.,]\d+)*)\s*([kKmM])?\b"
 PARAMS = re.compile(
     rf"(?:parameters|params)\b[^\d\n]{{0,20}}?{NUMBER}|{NUMBER}\s*(?:parameters|params)\b", re.I
@@ -66,14 +68,9 @@ def number(digits: str, suffix: str | None) -> float:
     return value * {"k": 1e3, "m": 1e6}.get((suffix or "").lower(), 1)
 
 
-def percent(text: str) -> float:
-    value = float(text)
-    return round(value * 100, 6) if value <= 1 else value  # a fraction: 0.9912 is 99.12%
-
-
 def accuracy(digits: str, written: str) -> Figure:
     """An accuracy as written: a percentage, or a fraction (0.9952 is 99.52%), with its range."""
-    value = percent(digits)
+    value = as_percent(digits)
     decimals = len(digits.split(".")[1]) if "." in digits else 0
     if float(digits) <= 1:
         decimals -= 2

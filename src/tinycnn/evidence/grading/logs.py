@@ -44,7 +44,8 @@ class Run:
     """One training run as it printed: its epochs, where it printed them and how it ended."""
 
     epochs: list[Epoch] = field(default_factory=list)
-    where: str = ""  # "S7_Model3.ipynb cells 9-11", "README.md"
+    where: str = ""  # "S7_Model3.ipynb cell 9-11", "README.md"
+    cell: int | None = None  # the notebook cell (0-based) it began printing in
     total_params: int | None = None  # the summary table printed before it
     stopped: str = ""  # "KeyboardInterrupt" when its author stopped it
     model: object = None  # what it trained: set by the notebook reader (a ModelRef)

@@ -132,5 +132,5 @@ def read_notebook(path: Path, pattern: str | None, builds) -> Notebook:
             run.stopped = cell.error.split(":")[0]  # KeyboardInterrupt: a run its author stopped
     for run in notebook.runs:
         a, b = spans[id(run)]
-        run.where = f"{path.name} cell {a}" + (f"-{b}" if b != a else "")
+        run.where, run.cell = f"{path.name} cell {a}" + (f"-{b}" if b != a else ""), a - 1
     return notebook

@@ -19,6 +19,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tinycnn.evidence.grading.course_env import built_python
 from tinycnn.train.data import CACHE_NAME, IDX_NAMES, default_data_dir, find_mnist, load_mnist, write_idx
 
 MNIST_DIR = ".tinycnn-mnist"  # in a copy: the four IDX files a re-run notebook's torchvision MNIST reads
@@ -54,8 +55,6 @@ def gpu_present() -> bool:
 
 
 def run_job(job: Job, folder: Path) -> Ran:
-    from tinycnn.evidence.grading.course_env import built_python  # imports this module's neighbours
-
     python = job.python or (str(built_python(job.requirements)) if job.requirements else None)
     # CUDA reserves far more address space than it uses: with a GPU a notebook runs under the wall-clock
     # limit alone, so that its `cuda` flag finds the GPU as it did for its author.

@@ -108,13 +108,9 @@ def run_in(notebook: Notebook, step: Step, steps_here: list[Step]) -> Run | None
     if len(steps_here) > 1 and name in step.at:  # several steps in one notebook: the runs after this one's heading
         start = step.at[name]
         end = min((s.at[name] for s in steps_here if s.at.get(name, -1) > start), default=10**9)
-        runs = [r for r in runs if start < cell_of(r) < end] or runs
+        runs = [r for r in runs if start < r.cell < end] or runs
     numbered = [r for r in runs if r.model is not None and r.model.number == step.number]
     return (numbered or runs or [None])[-1]
-
-
-def cell_of(run: Run) -> int:
-    return int(run.where.split("cell ")[-1].split("-")[0]) - 1
 
 
 def tie_runs(steps: list[Step], notebooks: list[Notebook]) -> list[tuple[Run | None, str]]:
