@@ -8,6 +8,7 @@ NODE   := node_modules/.package-lock.json
 MODEL  ?= Model_3
 EPOCHS ?= 15
 SEED   ?= 0
+RECIPE ?=
 
 .PHONY: setup train test site screenshot demo bench report export-check wheel clean course-env
 
@@ -23,8 +24,9 @@ $(STAMP): pyproject.toml constraints.txt
 $(NODE): package.json package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund
 
+# make train RECIPE=fast: the time-to-target record's recipe (its own model, both cores) instead
 train: $(STAMP)
-	$(BIN)/tinycnn train --model $(MODEL) --epochs $(EPOCHS) --seed $(SEED)
+	$(BIN)/tinycnn train $(if $(RECIPE),--recipe $(RECIPE),--model $(MODEL) --epochs $(EPOCHS)) --seed $(SEED)
 
 # Test files run in two processes, each file whole in one of them (--dist loadfile keeps a file's
 # module fixtures, its trained models and exports, in one process).

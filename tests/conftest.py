@@ -28,6 +28,7 @@ os.environ.pop("TINYCNN_DATA", None)
 from tinycnn.evidence.export_check import pasted_digits  # noqa: E402
 from tinycnn.evidence.sweep import load_sweep  # noqa: E402
 from tinycnn.train.data import IDX_NAMES, load_mnist, write_idx  # noqa: E402  (after the environment is set)
+from tinycnn.train.engine import Events  # noqa: E402
 
 
 def pytest_addoption(parser):
@@ -79,6 +80,18 @@ def one_line_error(result, code: int = 2) -> str:
 
 
 # Small real trainings: 2,000 images, 1,000 evaluated; seconds per epoch on one core.
+class StopAfter(Events):
+    """Stops a run after `epoch` (as Ctrl-C would), keeping the state to resume from."""
+
+    def __init__(self, epoch):
+        self.epoch, self.state = epoch, None
+
+    def epoch_end(self, training):
+        if training.history[-1]["epoch"] == self.epoch:
+            self.state = training.checkpoint()
+            raise KeyboardInterrupt  # as if the run were stopped here
+
+
 TINY = dict(epochs=1, train_subset=2000, test_subset=1000, batch_size=100, rotate=5.0)
 
 

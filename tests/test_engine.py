@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT, TINY, without_time
+from conftest import ROOT, TINY, StopAfter, without_time
 
 from tinycnn import PINNED_KERNELS
 from tinycnn.errors import Diverged
@@ -16,7 +16,7 @@ from tinycnn.evidence.experiment import load_experiment
 from tinycnn.machine import cpu_flags, machine_description
 from tinycnn.models.model import build_model
 from tinycnn.train.config import TrainConfig
-from tinycnn.train.engine import Events, WeightAverage, fit
+from tinycnn.train.engine import WeightAverage, fit
 
 
 def test_same_seed_gives_identical_metrics(mnist):
@@ -65,26 +65,18 @@ def test_with_ema_the_average_is_what_is_evaluated(mnist):
     assert not result.model.training and result.history[-1]["eval_acc"] > 50  # 40 steps; chance is 10%
 
 
-class StopAfter(Events):
-    def __init__(self, epoch):
-        self.epoch, self.state = epoch, None
-
-    def epoch_end(self, training):
-        if training.history[-1]["epoch"] == self.epoch:
-            self.state = training.checkpoint()
-            raise KeyboardInterrupt  # as if the run were stopped here
-
-
 @pytest.mark.skipif(platform.machine() != "x86_64" or "avx2" not in (cpu_flags() or set()) or torch.cuda.is_available(),
                     reason="the same digits are promised on x86-64 CPUs with AVX2 (elsewhere: the same distribution)")
-def test_this_cpu_repeats_the_committed_step3_run(mnist):
+@pytest.mark.parametrize("experiment", ["step3", "fast"])
+def test_this_cpu_repeats_the_committed_run(mnist, experiment):
     """README, "Same seed, same numbers": seed 0's first epoch of the step-3 experiment (its
-    15-epoch schedule) equals the committed record to the last bit. It failed on a Xeon with AVX-512
-    and AMX while only oneDNN and ATen were pinned: MKL chose another code path there."""
+    15-epoch schedule), and of the time-to-target record (two processes sharing each batch), equals
+    the committed record to the last bit. It failed on a Xeon with AVX-512 and AMX while only oneDNN
+    and ATen were pinned: MKL chose another code path there."""
     stop = StopAfter(1)
     with pytest.raises(KeyboardInterrupt):
-        fit(load_experiment(ROOT / "experiments" / "step3.toml").train.replace(seed=0), mnist, stop)
-    committed = records.read_metrics(records.seed_path(ROOT / "reports" / "step3", 0))["history"][0]
+        fit(load_experiment(ROOT / "experiments" / f"{experiment}.toml").train.replace(seed=0), mnist, stop)
+    committed = records.read_metrics(records.seed_path(ROOT / "reports" / experiment, 0))["history"][0]
     assert without_time(stop.state["history"]) == without_time([committed]), machine_description()
 
 

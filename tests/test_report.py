@@ -22,11 +22,12 @@ from tinycnn.report.bench_page import end_to_end, isa, processes
 from tinycnn.report.experiment_page import gap_table, result_block, wall_time
 from tinycnn.report.export_page import verdict
 from tinycnn.report.readme import curve_table, update_pages
+from tinycnn.report.speed_page import goal_lines, how_seeds_ran, speed_block, write_speed_page
 from tinycnn.report.sweep_page import frontier, pruned_when, trial_counts
 from tinycnn.train.config import TrainConfig
 
 STEPS = ["step1", "step2", "step3"]
-BEYOND = ["frontier", "ladder", "curve3k", "record", "curve5k"]  # with a model of their own (skeleton reuses Model_1)
+BEYOND = ["frontier", "ladder", "curve3k", "record", "curve5k", "fast"]  # with a model of their own (skeleton reuses Model_1)
 
 
 def made_up(name="x", epochs=15, scores=(99.5, 99.45, 99.3)) -> Measured:
@@ -41,6 +42,26 @@ def made_up(name="x", epochs=15, scores=(99.5, 99.45, 99.3)) -> Measured:
     exp = Experiment(name, "X: made up", "t", "a", TrainConfig(), list(records), f"experiments/{name}.toml")
     run = ExperimentRun(exp.path, exp.seeds, exp.train.to_dict(), 120.0, 2, exp.seeds)
     return Measured(exp, records, experiment_stats(name, "Model_3", 7000, 900_000, records), run)
+
+
+def test_time_to_target_says_which_recipe_meets_the_goal_from_its_figures(tmp_path):
+    holds = made_up("step3", scores=[99.45] * 20)
+    some = made_up("fast", scores=[99.3] * 8 + [99.45] * 12)
+    some = Measured(dataclasses.replace(some.exp, train=TrainConfig(processes=2, batch_size=128)), some.records,
+                    some.stats, dataclasses.replace(some.run, workers=1))
+    bench = {"machine": "m", "full": {"recipes": {"step3": {"seconds": 300.4, "command": "tinycnn train --recipe step3"},
+                                                  "fast": {"seconds": 100.0, "command": "tinycnn train --recipe fast"}}}}
+    lines = goal_lines([("step3", holds, 300.4), ("fast", some, 100.0)]).splitlines()
+    assert lines[0].endswith("**300 s**, **20/20** seeds hold; it misses the goal: 300 s is over 120 s.")
+    assert lines[1].endswith("**100 s**, **12/20** seeds hold; it misses the goal: 12 of 20 seeds hold.")
+    assert lines[2] == "- `fast` takes 0.33x the time of `step3` (3.00x as fast)."
+    assert "meets the goal" in goal_lines([("fast", holds, 119.0)]) and "meets" not in goal_lines([("fast", holds, 121.0)])
+    assert how_seeds_ran(holds) == "2 at a time, side by side: not alone"
+    assert how_seeds_ran(some) == "one at a time, 2 process(es) each: each alone"
+    page = write_speed_page({"step3": holds, "fast": some}, bench, tmp_path)
+    assert sum(line.startswith("| `") for line in page.read_text().splitlines()) == 2  # a row a recipe
+    assert (tmp_path / "speed.png").exists()
+    assert "`tinycnn train --recipe fast`" in page.read_text() and speed_block({"step3": holds}, {"full": {}}) is None
 
 
 def test_the_curve_names_the_smallest_budget_at_which_19_of_20_seeds_hold():

@@ -12,13 +12,14 @@ from pathlib import Path
 import torch
 
 
-def machine_description(device: str = "cpu", threads: int = 1) -> str:
+def machine_description(device: str = "cpu", threads: int = 1, processes: int = 1) -> str:
     """E.g. "x86_64 CPU, 2 cores, 1 thread(s), AVX2 kernels, MKL AVX2 (torch 2.13.0+cpu)": the
     kernels ATen chose and the code path MKL was held to (tinycnn/__init__.py pins both)."""
     if torch.cuda.is_available() and device != "cpu":
         return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
     mkl = f", MKL {os.environ['MKL_CBWR']}" if os.environ.get("MKL_CBWR") else ", MKL free"
-    return (f"{platform.machine()} CPU, {os.cpu_count()} cores, {threads} thread(s), "
+    each = f"{processes} processes of {threads} thread(s)" if processes > 1 else f"{threads} thread(s)"
+    return (f"{platform.machine()} CPU, {os.cpu_count()} cores, {each}, "
             f"{torch.backends.cpu.get_cpu_capability()} kernels{mkl} (torch {torch.__version__})")
 
 

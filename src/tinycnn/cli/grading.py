@@ -70,7 +70,7 @@ def graded_path(path: Path, rubric: Rubric, args: argparse.Namespace) -> Graded:
                 how, runs = rerun(
                     sub,
                     args.rerun,
-                    Path(args.recipe) if args.recipe else None,
+                    args.recipe,
                     args.rerun_seconds,
                     bar,
                     cluster,

@@ -24,16 +24,17 @@ from tinycnn.report import write_experiment_report
 from tinycnn.ship.weights import ship
 from tinycnn.train.config import TrainConfig, option_name
 from tinycnn.train.data import find_mnist, load_mnist
-from tinycnn.train.engine import resolve_device
+from tinycnn.train.engine import check_processes
+from tinycnn.train.recipes import recipe
 
 
 # ---------------------------------------------------------------------------- train
 def train(args: argparse.Namespace) -> int:
     resume = None
     if args.resume:
-        if args.settings:
-            raise ConfigError(f"--resume continues a run with its own settings: drop "
-                              f"{', '.join(option_name(k) for k in args.settings)}")
+        if args.settings or args.recipe:
+            given = [option_name(k) for k in args.settings] + (["--recipe"] if args.recipe else [])
+            raise ConfigError(f"--resume continues a run with its own settings: drop {', '.join(given)}")
         folder = Path(args.resume)
         status = records.run_status(folder)
         if status == "complete":
@@ -44,11 +45,11 @@ def train(args: argparse.Namespace) -> int:
         resume = records.load_checkpoint(folder)
         cfg = TrainConfig.from_dict(resume["config"])
     else:
-        cfg = TrainConfig.from_dict(args.settings)
+        cfg = TrainConfig.from_dict({**(recipe(args.recipe).to_dict() if args.recipe else {}), **args.settings})
         spec = ModelSpec.of(cfg).resolved(Path.cwd())  # FILE.py:NAME means this file from any folder
         cfg = cfg.replace(model=spec.model)
         spec.build()  # before the run folder exists: a refused model or device leaves nothing behind
-        resolve_device(cfg.device)
+        check_processes(cfg)  # resolves the device too
         folder = Path(args.out or f"runs/{spec.slug}-seed{cfg.seed}-{datetime.now():%Y%m%d-%H%M%S}")
         prepare_folder(folder, force=args.force)
     source = find_mnist(args.data_dir)
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     seeds = args.seeds or exp.seeds
     report_folder = None if args.out else default_folder(exp, cfg, args.validate)
     folder = Path(args.out) if args.out else report_folder
-    workers = args.workers or default_workers(len(seeds))
+    workers = args.workers or max(1, default_workers(len(seeds)) // cfg.processes)  # a seed of N processes takes N cores
     cluster = args.cluster or os.environ.get("TINYCNN_CLUSTER")
     where = f"on the Dask cluster at {cluster}" if cluster else f"{workers} workers"
     progress = RunProgress(f"{ModelSpec.of(cfg).label} x {len(seeds)} seeds, {where}", "validation" if cfg.holdout else "test")

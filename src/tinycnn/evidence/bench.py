@@ -39,6 +39,7 @@ from tinycnn.train.augment import AffineSpec, BatchLoader, random_affine
 from tinycnn.train.config import TrainConfig
 from tinycnn.train.data import MNIST, channel_stats, find_mnist, load_mnist, standardise
 from tinycnn.train.engine import Events, Training, evaluate, fit, make_optimizer, make_scheduler, train_one_epoch
+from tinycnn.train.recipes import RECIPES, recipe
 
 MODEL = "Model_3"
 
@@ -196,11 +197,11 @@ class StopAfterEpochs(Events):
             raise FirstEpochDone(training.history[-1])
 
 
-def real_epoch(data: MNIST, images: int = 0) -> dict:
-    """The second epoch of a step-3 `tinycnn train` (the first warms the allocator), as the engine
-    times it: every training step, then the evaluation. `images` > 0: on that many training images
-    only (a quick check of the measurement itself)."""
-    cfg = TrainConfig(train_subset=images)
+def real_epoch(data: MNIST, images: int = 0, recipe_cfg: TrainConfig | None = None) -> dict:
+    """The second epoch of a `tinycnn train` of the step-3 recipe (or `recipe_cfg`; the first epoch
+    warms the allocator), as the engine times it: every training step, then the evaluation.
+    `images` > 0: on that many training images only (a quick check of the measurement itself)."""
+    cfg = (recipe_cfg or TrainConfig()).replace(train_subset=images)
     try:
         fit(cfg, data, StopAfterEpochs(2))
     except FirstEpochDone as done:
@@ -229,10 +230,15 @@ def timed_command(args: list[str], cwd: Path) -> float:
 
 
 def full_runs(data_dir, experiment: Path, five_seeds: bool) -> dict:
-    """Wall time of one 15-epoch train (and of a five-seed run), as a user would start them."""
+    """Wall time of one whole `tinycnn train` of each named recipe, one after the other, as a user
+    starts it (and of a five-seed step-3 run)."""
     with tempfile.TemporaryDirectory() as tmp:
         extra = ["--data-dir", str(data_dir)] if data_dir else []
-        times = {"one_seed_15_epochs_s": timed_command(["train", "--quiet", "--out", f"{tmp}/one", *extra], Path.cwd())}
+        recipes = {}
+        for name in RECIPES:
+            args = ["train", "--recipe", name, "--quiet", "--out", f"{tmp}/{name}", *extra]
+            recipes[name] = {"seconds": timed_command(args, Path.cwd()), "command": " ".join(["tinycnn", *args[:3]])}
+        times = {"recipes": recipes, "one_seed_15_epochs_s": recipes["step3"]["seconds"]}
         if five_seeds:
             five = timed_command(["run", str(experiment.resolve()), "--out", f"{tmp}/five", *extra], Path.cwd())
             times.update(five_seeds_15_epochs_s=five, ratio=five / times["one_seed_15_epochs_s"])
@@ -278,10 +284,13 @@ def run_bench(data_dir=None, steps: int = 60, repeats: int = 3, full: bool = Fal
     log("4/5 evaluation throughput")
     result["eval_img_s"] = {"threads_1": eval_throughput(data, cfg, threads=1),
                             "threads_2": eval_throughput(data, cfg, threads=2)}
-    log("5/5 a real epoch, evaluation included (two epochs of the step-3 recipe)")
+    log("5/5 a real epoch, evaluation included (two epochs of the step-3 recipe; of the fast one on 1 and 2 processes)")
     result["real_epoch"] = real_epoch(data, epoch_images)
+    fast = recipe("fast")
+    result["fast_epoch"] = {f"processes_{p}": real_epoch(data, epoch_images, fast.replace(processes=p)) for p in (1, 2)}
     if full or five_seeds:
-        log("end-to-end: one 15-epoch train" + (", then five seeds" if five_seeds else "") + " (minutes)")
+        log(f"end-to-end: one whole train of each recipe ({', '.join(RECIPES)})" +
+            (", then five seeds" if five_seeds else "") + " (minutes)")
         result["full"] = full_runs(data_dir, Path("experiments/step3.toml"), five_seeds)
     result["gpu"] = None if not torch.cuda.is_available() else torch.cuda.get_device_name()
     return result

@@ -100,6 +100,9 @@ def experiment_facts(stats: ExperimentStats) -> dict[str, str]:
         "max_swing_last5": f"{max(swings):.2f}" if swings else "n/a",
         "stable_from_latest": str(max(stable)) if all(stable) else "never (some seed)",
         "stable_from_earliest": str(min(x for x in stable if x)) if any(stable) else "never",
+        # each seed's training as the engine timed it (alone only if the seeds ran one at a time)
+        "seed_seconds_median": f"{statistics.median(s.wall_seconds for s in stats.seeds):.0f} s",
+        "seed_seconds_range": f"{min(s.wall_seconds for s in stats.seeds):.0f}-{max(s.wall_seconds for s in stats.seeds):.0f} s",
     }
 
 

@@ -177,20 +177,26 @@ def save_seen_input(picture_rgba: np.ndarray, seen: np.ndarray, path: Path, heig
         sheet.save(tmp, format="PNG")
 
 
+def shares_held(ax, points: list[tuple[str, float, int, int, tuple[float, float]]], label: str, note) -> None:
+    """Each point (label, x, holding, seeds, Wilson interval) as its share of seeds holding, with
+    its interval as error bars and `note(label, x, holding, seeds)` beside it."""
+    xs = np.array([x for _, x, _, _, _ in points])
+    shares = np.array([h / n for _, _, h, n, _ in points])
+    low = shares - np.array([ci[0] for *_, ci in points])
+    high = np.array([ci[1] for *_, ci in points]) - shares
+    ax.errorbar(xs, shares, yerr=[low, high], fmt="o", color="tab:blue", capsize=4, zorder=3, label=label)
+    for name, x, h, n, _ in points:
+        ax.annotate(note(name, x, h, n), (x, h / n), textcoords="offset points", xytext=(8, -4), fontsize=8)
+
+
 def plot_budget_curve(points: list[tuple[str, int, int, int, tuple[float, float]]], anchors: list[tuple[str, int]],
                       path: Path) -> None:
     """Share of test seeds that hold against parameters: points (label, params, holding, seeds,
     Wilson interval) with their intervals, the 19-of-20 line, and public results as marks (one run
     each: no share to plot)."""
     fig, ax = figure(figsize=(7.5, 4.5))
-    params = np.array([p for _, p, _, _, _ in points])
-    shares = np.array([h / n for _, _, h, n, _ in points])
-    low = shares - np.array([ci[0] for *_, ci in points])
-    high = np.array([ci[1] for *_, ci in points]) - shares
-    ax.errorbar(params, shares, yerr=[low, high], fmt="o", color="tab:blue", capsize=4, zorder=3,
-                label="share of 20 test seeds holding (95% Wilson interval)")
-    for label, p, h, n, _ in points:
-        ax.annotate(f"{label}\n{h}/{n}", (p, h / n), textcoords="offset points", xytext=(8, -4), fontsize=8)
+    shares_held(ax, points, "share of 20 test seeds holding (95% Wilson interval)",
+                lambda label, p, h, n: f"{label}\n{h}/{n}")
     ax.axhline(19 / 20, color="grey", linestyle="--", linewidth=1, label="19 of 20 (the record's bar)")
     for i, (label, p) in enumerate(anchors):
         ax.axvline(p, color="tab:orange", linestyle=":", linewidth=1, label="public results (one run each)" if i == 0
@@ -199,6 +205,25 @@ def plot_budget_curve(points: list[tuple[str, int, int, int, tuple[float, float]
                     textcoords="offset points")
     ax.set(xlabel="parameters", ylabel="share of seeds holding >= 99.4% on epochs 13-15", ylim=(-0.02, 1.05),
            title="How small can it be and still hold? (test set, 15 epochs)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    save(fig, path, dpi=90)
+
+
+def plot_time_to_target(points: list[tuple[str, float, int, int, tuple[float, float]]], goal_seconds: float,
+                        path: Path) -> None:
+    """Share of test seeds that hold against the seconds of one whole run alone: points (label,
+    seconds, holding, seeds, Wilson interval) with their intervals, the 19-of-20 line and the time goal."""
+    fig, ax = figure(figsize=(7.5, 4.5))
+    seconds = np.array([s for _, s, _, _, _ in points])
+    shares_held(ax, points, "share of the test seeds holding (95% Wilson interval)",
+                lambda label, s, h, n: f"{label}\n{h}/{n}, {s:.0f} s")
+    ax.axhline(19 / 20, color="grey", linestyle="--", linewidth=1, label="19 of 20 (the goal's bar)")
+    ax.axvline(goal_seconds, color="tab:orange", linestyle=":", linewidth=1, label=f"{goal_seconds:.0f} s (the goal)")
+    ax.set(xlabel="seconds of one whole `tinycnn train`, alone on this machine", xlim=(0, max(seconds.max(), goal_seconds) * 1.25),
+           ylabel="share of seeds holding >= 99.4% on the last 3 epochs", ylim=(-0.02, 1.05),
+           title="Time to target: how fast, and how often it holds")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()

@@ -39,8 +39,8 @@ from tinycnn.train.config import ConfigError, TrainConfig
 from tinycnn.train.data import DataError
 
 FORMAT = 2
-# Settings added after format 1, with the value that means "what format-1 runs did".
-ADDED_SETTINGS = {"ema": 0.0}
+# Settings added after the first records, with the value that means "what runs before them did".
+ADDED_SETTINGS = {"ema": 0.0, "processes": 1}
 
 CONFIG, METRICS, CHECKPOINT, CURVES = "config.json", "metrics.json", "checkpoint.pt", "curves.png"
 EXPERIMENT = "experiment.json"

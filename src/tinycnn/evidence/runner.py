@@ -58,7 +58,7 @@ class RunFolder(Events):
         return records.metrics_record(self.cfg, training.history, params=count_parameters(training.model),
                                       mean=training.loaders.mean, std=training.loaders.std, status=status,
                                       wall_seconds=self.earlier + time.perf_counter() - self.started,
-                                      machine=machine_description(self.cfg.device, self.cfg.threads),
+                                      machine=machine_description(self.cfg.device, self.cfg.threads, self.cfg.processes),
                                       data=self.data_source, **extra)
 
     def start(self, training: Training) -> None:

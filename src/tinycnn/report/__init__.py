@@ -30,7 +30,9 @@ from tinycnn.report.readme import (
     robustness,
     update_pages,
 )
+from tinycnn.report.speed_page import speed_block, write_speed_page
 from tinycnn.report.sweep_page import write_sweep_page
+from tinycnn.train.recipes import RECIPES
 from tinycnn.train.data import load_mnist, split_for
 
 
@@ -93,14 +95,21 @@ def write_all(experiments_dir: Path = Path("experiments"), reports_dir: Path = P
     written = [write_experiment_page(m, book, reports_dir, out_dir, split_for(m.exp.train, data)[2])
                for m in measured]
     bench_json = reports_dir / "bench" / "bench.json"
-    steps = [e for e in library.experiments if re.fullmatch(r"step\d+", e.name)]  # a project without steps: all
-    blocks = {"results": results_table(steps or library.experiments, facts, reports_dir)}
+    bench = read_json(bench_json) if bench_json.exists() else {}
+    timed = {name: run["seconds"] for name, run in bench.get("full", {}).get("recipes", {}).items()}
+    # the steps, then the other named recipes (a project without steps: all)
+    steps = [e for e in library.experiments if re.fullmatch(r"step\d+", e.name)]
+    steps += [e for e in library.experiments if e.name in RECIPES and e not in steps]
+    blocks = {"results": results_table(steps or library.experiments, facts, reports_dir, timed)}
     if "step3" in facts:
         blocks["robustness"] = robustness(facts["step3"])
-    if bench_json.exists():
-        bench = read_json(bench_json)
+    if bench:
         written.append(write_bench_page(bench, out_dir / "bench"))
         blocks["bench"] = bench_summary(bench)
+        by_name = {m.exp.name: m for m in measured}
+        if speed := write_speed_page(by_name, bench, out_dir):
+            written += [speed, out_dir / "speed.png"]
+            blocks["speed"] = speed_block(by_name, bench)
     for study in library.sweeps:
         written.append(write_sweep_page(library.summary(study), out_dir / "sweeps"))
     if "frontier" in facts:

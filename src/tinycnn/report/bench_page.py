@@ -67,16 +67,30 @@ def real_epoch(result: dict) -> str:
             f"{r['train_images']:,} training images in {r['steps']:,} steps, then the {r['eval_images']:,} "
             f"evaluation images: **{r['seconds']:.1f} s**, {r['ms_per_step']:.1f} ms a step. The bare step of "
             f"section 1 takes {bare_ms:.1f} ms ({r['steps']:,} of them: {bare_ms * r['steps'] / 1000:.1f} s); "
-            f"evaluation, the weight average and the epoch's bookkeeping make up the rest.\n")
+            f"evaluation, the weight average and the epoch's bookkeeping make up the rest.\n" + fast_epoch(result))
+
+
+def fast_epoch(result: dict) -> str:
+    """The fast recipe's epoch on one process and on two (bench.json files from before it have none)."""
+    if "fast_epoch" not in result:
+        return ""
+    one, two = result["fast_epoch"]["processes_1"], result["fast_epoch"]["processes_2"]
+    return (f"\nThe second epoch of `tinycnn train --recipe fast` (Model_9, batch 128, evaluation included): "
+            f"**{one['seconds']:.1f} s** on one process, **{two['seconds']:.1f} s** on two sharing each batch "
+            f"({one['seconds'] / two['seconds']:.2f}x; the two are two recipes, see docs/speed.md).\n")
 
 
 def end_to_end(result: dict) -> str:
     if "full" not in result:
         return ""
     f = result["full"]
-    lines = ["", "## End-to-end runs (`tinycnn bench --full`)", "",
-             f"- One 15-epoch `tinycnn train` of {result['model']}, command start to run folder written: "
-             f"**{f['one_seed_15_epochs_s']:.0f} s** ({f['one_seed_15_epochs_s'] / 60:.1f} min)."]
+    lines = ["", "## End-to-end runs (`tinycnn bench --full`)", ""]
+    runs = f.get("recipes", {"step3": {"seconds": f["one_seed_15_epochs_s"], "command": "tinycnn train"}})
+    for name, run in runs.items():
+        lines.append(f"- One whole `{run['command']}` (recipe `{name}`), command start to run folder written, "
+                     f"alone: **{run['seconds']:.0f} s** ({run['seconds'] / 60:.1f} min).")
+    if len(runs) > 1:
+        lines.append("- Time to target, with the share of seeds that hold: [speed.md](../speed.md).")
     if "five_seeds_15_epochs_s" in f:
         lines.append(f"- Five seeds with `tinycnn run experiments/step3.toml` (`--five-seeds`): "
                      f"**{f['five_seeds_15_epochs_s']:.0f} s**, {f['ratio']:.2f}x one seed.")

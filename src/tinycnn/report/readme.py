@@ -32,14 +32,19 @@ def table_row(exp: Experiment, reports_dir: Path, cells: list[str]) -> str:
                        f"[{report}]({report})", ""]).strip()
 
 
-def results_table(experiments: list[Experiment], facts: dict[str, dict[str, str]], reports_dir: Path) -> str:
-    lines = ["| step | model | params | MACs | final RF | best test (max) | last-3 min | last-3 mean | seeds passing | report |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+def results_table(experiments: list[Experiment], facts: dict[str, dict[str, str]], reports_dir: Path,
+                  seconds: dict[str, float] | None = None) -> str:
+    """The steps (and the named recipes) with their figures; `seconds`: one whole run alone, by
+    experiment name (`tinycnn bench --full` times the recipes; "-" where none was timed)."""
+    seconds = seconds or {}
+    lines = ["| step | model | params | MACs | final RF | best test (max) | last-3 min | last-3 mean | seeds passing | "
+             "seconds, one run alone | report |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for exp in (e for e in experiments if e.name in facts):
         f = facts[exp.name]
         rf = receptive_field_facts(receptive_field_table(ModelSpec.of(exp.train).build())).final_rf
+        timed = f"{seconds[exp.name]:.0f}" if exp.name in seconds else "-"
         lines.append(table_row(exp, reports_dir, [f["params"], f["macs"], str(rf), f["best_test_max"], f["last3_min"],
-                                                  f["last3_mean"], f["passing"]]))
+                                                  f["last3_mean"], f["passing"], timed]))
     return "\n".join(lines)
 
 

@@ -40,14 +40,14 @@ def affine_matrices(angles_deg: torch.Tensor, shifts: torch.Tensor, scales: torc
     return torch.stack([row0, row1], dim=1)
 
 
-def random_affine(images: torch.Tensor, spec: AffineSpec, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Randomly rotate, shift and zoom every image of an (N, C, H, W) float batch in [0, 1].
+def affine_draws(n: int, spec: AffineSpec, generator: torch.Generator | None = None,
+                 device: torch.device | str = "cpu") -> tuple[torch.Tensor, ...] | None:
+    """Random (angles in degrees, shifts, zooms) for n images; None when `spec` changes nothing.
 
-    Random draws use `generator` (which must live on the batch's device) so runs repeat exactly.
+    Random draws use `generator` (which must live on `device`) so runs repeat exactly.
     """
     if spec.is_identity:
-        return images
-    n, device = images.shape[0], images.device
+        return None
 
     def uniform(*shape: int) -> torch.Tensor:
         return torch.rand(*shape, generator=generator, device=device) * 2 - 1
@@ -55,7 +55,13 @@ def random_affine(images: torch.Tensor, spec: AffineSpec, generator: torch.Gener
     angles = uniform(n) * spec.degrees
     shifts = uniform(n, 2) * spec.translate
     scales = 1 + uniform(n) * spec.scale
-    return affine_transform(images, angles, shifts, scales)
+    return angles, shifts, scales
+
+
+def random_affine(images: torch.Tensor, spec: AffineSpec, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Randomly rotate, shift and zoom every image of an (N, C, H, W) float batch in [0, 1]."""
+    draws = affine_draws(images.shape[0], spec, generator, images.device)
+    return images if draws is None else affine_transform(images, *draws)
 
 
 def affine_transform(images: torch.Tensor, angles_deg: torch.Tensor, shifts: torch.Tensor,
@@ -71,6 +77,7 @@ class BatchLoader:
 
     An epoch is a seeded permutation cut into batches; the last short batch is kept so every
     image is seen once per epoch. Augmentation and normalisation happen per batch, on device.
+    Without shuffle (evaluation) the images come in order and are never augmented.
     """
 
     def __init__(self, images_uint8: torch.Tensor, labels: torch.Tensor, batch_size: int,
@@ -83,6 +90,7 @@ class BatchLoader:
         self.mean, self.std = mean, std
         self.shuffle, self.augment, self.generator = shuffle, augment, generator
         self.channels_last = channels_last
+        self.part = None  # train on one part of each batch (data-parallel runs: shards.py)
 
     def __len__(self) -> int:
         return math.ceil(len(self.labels) / self.batch_size)
@@ -90,13 +98,26 @@ class BatchLoader:
     def __iter__(self):
         n = len(self.labels)
         device = self.images.device
-        order = (torch.randperm(n, generator=self.generator, device=device) if self.shuffle
-                 else torch.arange(n, device=device))
+        if not self.shuffle:
+            yield from self.in_order(slice(0, n))
+            return
+        order = torch.randperm(n, generator=self.generator, device=device)
         for start in range(0, n, self.batch_size):
             index = order[start:start + self.batch_size]
+            draws = affine_draws(len(index), self.augment, self.generator, device)  # the whole batch's
+            if self.part is not None:  # drawn alike in every process, so each keeps its own images' draws
+                keep = self.part(len(index))
+                index, draws = index[keep], draws and tuple(d[keep] for d in draws)
             x = self.images[index]
-            x = random_affine(x, self.augment, self.generator)
-            x = standardise(x, self.mean, self.std)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            yield x, self.labels[index]
+            x = x if draws is None else affine_transform(x, *draws)
+            yield self.ready(x), self.labels[index]
+
+    def in_order(self, part: slice):
+        """The images of `part` in order, unaugmented, in batches (evaluation)."""
+        for start in range(part.start, part.stop, self.batch_size):
+            index = slice(start, min(start + self.batch_size, part.stop))
+            yield self.ready(self.images[index]), self.labels[index]
+
+    def ready(self, x: torch.Tensor) -> torch.Tensor:
+        x = standardise(x, self.mean, self.std)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x

@@ -37,6 +37,7 @@ RANGES = [
     ("test_subset", lambda v: 0 <= v <= 60_000, "between 0 (all) and 60000"),
     ("seed", lambda v: 0 <= v < 2**63, "in [0, 2**63)"),
     ("threads", lambda v: 1 <= v <= 1024, "between 1 and 1024"),
+    ("processes", lambda v: 1 <= v <= 64, "between 1 and 64"),
 ]
 
 @dataclass
@@ -72,6 +73,8 @@ class TrainConfig:
     device: str = "auto"            # auto (cuda if available) | cpu | cuda
     threads: int = 1                # CPU threads; 1 is fastest for these tiny convs (tinycnn bench)
     channels_last: bool = True      # NHWC memory format: faster convolutions on CPU
+    processes: int = 1              # CPU processes sharing every batch, gradients added (train/shards.py);
+                                    # part of the recipe: each one's batch norm sees its part of the batch
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -85,6 +88,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be a finite number, not {value}", name)
             if not ok(value):
                 raise ConfigError(f"{name} must be {wanted}, not {value}", name)
+        if self.batch_size < self.processes:
+            raise ConfigError(f"batch_size {self.batch_size} cannot be shared by {self.processes} processes", "processes")
         if self.layout:
             try:
                 check_layout(self.layout)

@@ -27,6 +27,7 @@ from tinycnn.evidence.grading.notebook_run import EXECUTE, interpreted, prepared
 from tinycnn.evidence.grading.sandbox import Job, run_job
 from tinycnn.evidence.grading.submission import Submission
 from tinycnn.train.config import TrainConfig, read_toml
+from tinycnn.train.recipes import RECIPES, recipe
 
 SCORED = 3
 
@@ -57,9 +58,17 @@ class SeedRun:
         return not self.error and len(self.test) >= SCORED and min(self.test[-SCORED:]) >= target
 
 
-def read_recipe(path: Path) -> dict:
-    """A recipe file's training settings ([train] as in an experiment file, or at the top level),
-    checked as TrainConfig checks them; the model is each student's, never the recipe's."""
+def read_recipe(given: str) -> dict:
+    """A named recipe's training settings (recipes.py: its model and layout left out), or a recipe
+    file's ([train] as in an experiment file, or at the top level), checked as TrainConfig checks
+    them; the model is each student's, never the recipe's."""
+    path = Path(given)
+    if not path.exists() and given not in RECIPES:
+        raise ConfigError(f"--recipe {given}: neither a recipe file nor a named recipe ({', '.join(RECIPES)})")
+    if not path.exists():
+        settings = recipe(given).to_dict()
+        defaults = TrainConfig().to_dict()
+        return {k: v for k, v in settings.items() if k not in ("model", "layout", "seed") and v != defaults[k]}
     raw = read_toml(path, "recipe", {f.name for f in dataclasses.fields(TrainConfig)} | {"train"}, set())
     settings = raw.get("train", raw)
     if "model" in settings or "seed" in settings:
@@ -94,12 +103,12 @@ def jobs_of(sub: Submission, runs: int, settings: dict | None, seconds: float, p
     return f"{source.path.name} as written", jobs, neutralised
 
 
-def rerun(sub: Submission, runs: int, recipe: Path | None, seconds: float, progress=None, cluster: str | None = None,
+def rerun(sub: Submission, runs: int, recipe_given: str | None, seconds: float, progress=None, cluster: str | None = None,
           python: str | None = None, requirements: str | None = None) -> tuple[str, list[SeedRun]]:
     """Seeds 0..runs-1 of the final step, here one after the other or side by side on the workers
     of the Dask scheduler at `cluster`: (how it was run, each seed's run). A notebook runs with the
     course environment's `python` (or one built from `requirements`, on each worker for a cluster)."""
-    settings = read_recipe(recipe) if recipe else None
+    settings = read_recipe(recipe_given) if recipe_given else None
     how, jobs, neutralised = jobs_of(sub, runs, settings, seconds, python, requirements)
     tick = progress.update if progress is not None else None
     if cluster:
@@ -123,7 +132,7 @@ def rerun(sub: Submission, runs: int, recipe: Path | None, seconds: float, progr
     where = f" on the Dask cluster at {cluster}" if cluster else ""
     if neutralised:
         where += f" (neutralised: {'; '.join(sorted(set(neutralised)))})"
-    return (f"recipe {recipe.name}" if recipe else how) + where, done
+    return (f"recipe {Path(recipe_given).name}" if recipe_given else how) + where, done
 
 
 def seed_line(r: SeedRun) -> str:
