@@ -16,7 +16,8 @@ from tinycnn.evidence.experiment import load_experiment
 from tinycnn.machine import cpu_flags, machine_description
 from tinycnn.models.model import build_model
 from tinycnn.train.config import TrainConfig
-from tinycnn.train.engine import WeightAverage, fit
+from tinycnn.train.average import WeightAverage
+from tinycnn.train.engine import fit
 
 
 def test_same_seed_gives_identical_metrics(mnist):

@@ -195,7 +195,7 @@ BAD = [  # (arguments, what the one line must name)
     (["train", "--lr", "inf"], "--lr"), (["train", "--batch-size", "0"], "--batch-size"),
     (["train", "--batch-size", "10000000"], "--batch-size"), (["train", "--momentum", "1.5"], "--momentum"),
     (["train", "--optimizer", "rmsprop"], "--optimizer"), (["train", "--schedule", "cosine"], "--schedule"),
-    (["train", "--model", "Model_9"], "model"), (["train", "--ema", "1.5"], "--ema"),
+    (["train", "--model", "Model_99"], "model"), (["train", "--ema", "1.5"], "--ema"),
     (["train", "--rotate", "720"], "--rotate"), (["train", "--translate", "0.9"], "--translate"),
     (["train", "--dropout", "2"], "--dropout"), (["train", "--label-smoothing", "-0.1"], "--label-smoothing"),
     (["train", "--layout", "c8,x3"], "--layout"), (["train", "--holdout", "60000"], "--holdout"),
@@ -209,13 +209,13 @@ BAD = [  # (arguments, what the one line must name)
     (["run", "experiments/step3.toml", "--workers", "abc"], "--workers"),
     (["run", "experiments/step3.toml", "--lr", "0.5"], "lr=0.5"),
     (["run", "experiments/step3.toml", "--epochs", "NaN"], "--epochs"),
-    (["summary", "Model_9"], "Model_9"), (["sweep", "missing_sweep.toml"], "missing_sweep.toml"),
+    (["summary", "Model_99"], "Model_99"), (["sweep", "missing_sweep.toml"], "missing_sweep.toml"),
     (["sweep", "experiments/frontier_sweep.toml", "--trials", "0"], "--trials"),
     (["sweep", "experiments/frontier_sweep.toml", "--workers", "-2"], "--workers"),
     (["bench", "--steps", "0"], "--steps"), (["bench", "--repeats", "-1"], "--repeats"),
     (["report", "--experiments", "/nonexistent"], "/nonexistent"),
     (["report", "--readme", "/nonexistent/README.md"], "/nonexistent/README.md"),
-    (["evaluate", "Model_9"], "Model_9"), (["evaluate", "Model_3", "--data-dir"], "--data-dir"),
+    (["evaluate", "Model_99"], "Model_99"), (["evaluate", "Model_3", "--data-dir"], "--data-dir"),
     (["export", "Model_3", "--format", "png", "--out", "x"], "--format"),
     (["export", "Model_3", "--format", "c", "--weights", "int4", "--out", "x"], "--weights"),
     (["export", "Model_3", "--out", "x"], "--format"), (["predict", "Model_3"], "IMAGE"),
@@ -242,5 +242,5 @@ def test_bad_command_lines_exit_2_with_one_line_naming_the_option(capsys, monkey
 
 def test_a_bad_command_line_is_one_line_from_the_real_command_too():
     """The same through a new process: before torch is imported (an option's range) and after."""
-    for args, named in (BAD[0], (["summary", "Model_9"], "Model_9")):
+    for args, named in (BAD[0], (["summary", "Model_99"], "Model_99")):
         assert named in one_line_error(run_cli(*args), code=2)

@@ -56,6 +56,6 @@ def test_5x5_and_separable_tokens_build_what_they_say():
 
 
 def test_unknown_model_is_a_clear_error():
-    for args in (["summary", "Model_9"], ["train", "--model", "Model_9"]):
+    for args in (["summary", "Model_99"], ["train", "--model", "Model_99"]):
         line = one_line_error(run_cli(*args))
-        assert "unknown model 'Model_9'" in line and "Model_1, Model_2, Model_3" in line
+        assert "unknown model 'Model_99'" in line and "Model_1, Model_2, Model_3" in line

@@ -77,5 +77,5 @@ def test_unfit_weights_are_refused_in_one_line(tmp_path, kind, message):
 
 
 def test_a_missing_or_unknown_model_is_a_usage_error(tmp_path):
-    assert "neither a registered model" in one_line_error(run_cli("evaluate", "Model_9"))
+    assert "neither a registered model" in one_line_error(run_cli("evaluate", "Model_99"))
     assert "without model.safetensors" in one_line_error(run_cli("predict", tmp_path, "x.png"))

@@ -38,7 +38,8 @@ from tinycnn.models.model import build_model
 from tinycnn.train.augment import AffineSpec, BatchLoader, random_affine
 from tinycnn.train.config import TrainConfig
 from tinycnn.train.data import MNIST, channel_stats, find_mnist, load_mnist, standardise
-from tinycnn.train.engine import Events, Training, evaluate, fit, make_optimizer, make_scheduler, train_one_epoch
+from tinycnn.train.engine import Events, Training, evaluate, fit, train_one_epoch
+from tinycnn.train.optim import make_optimizer, make_scheduler
 from tinycnn.train.recipes import RECIPES, recipe
 
 MODEL = "Model_3"

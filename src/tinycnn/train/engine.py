@@ -23,9 +23,11 @@ from torch import nn
 from tinycnn.errors import ConfigError, Diverged
 from tinycnn.models.spec import ModelSpec
 from tinycnn.train.augment import AffineSpec, BatchLoader
+from tinycnn.train.average import WeightAverage
 from tinycnn.train.config import TrainConfig
 from tinycnn.train.data import MNIST, channel_stats, load_mnist, split_for
-from tinycnn.train.shards import Shard, start_helpers, stop_helpers
+from tinycnn.train.optim import make_optimizer, make_scheduler
+from tinycnn.train.shards import Shard, exchange_size, start_helpers, stop_helpers
 
 EVAL_BATCH = 2000        # evaluation has no backward pass, so large batches are cheapest
 PROGRESS_EVERY = 25      # steps between progress reports (each reads a few numbers from the device)
@@ -79,57 +81,6 @@ def make_loaders(cfg: TrainConfig, data: MNIST, device: torch.device, shard: Sha
     train.part = shard.part if shard else None
     evaluation = BatchLoader(*tensors(eval_x, eval_y), EVAL_BATCH, mean, std, channels_last=cfg.channels_last)
     return Loaders(train, evaluation, mean, std)
-
-
-def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    params = model.parameters()
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
-                               nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-def make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
-    """A scheduler stepped once per batch (StepLR's step_size is converted from epochs)."""
-    if cfg.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
-            pct_start=cfg.pct_start, div_factor=cfg.div_factor, final_div_factor=cfg.final_div_factor,
-            cycle_momentum=cfg.optimizer == "sgd" and cfg.momentum > 0)
-    if cfg.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size * steps_per_epoch,
-                                               gamma=cfg.gamma)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-
-
-class WeightAverage:
-    """An exponential moving average of a model's weights, evaluated in place of the raw weights.
-
-    Batch-norm running statistics are averaged with the same decay as the weights: they describe
-    the activations of the recent weights that the average is made of (keeping the raw model's
-    statistics would pair averaged weights with the last batches' statistics). The decay warms up
-    as min(decay, (1 + t) / (10 + t)) after t updates, so the random initial weights are forgotten
-    within the first epoch instead of lingering for 1 / (1 - decay) steps.
-    """
-
-    def __init__(self, model: nn.Module, decay: float):
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
-        self.decay, self.updates = decay, 0
-        self.source = averaged_tensors(model)
-        self.average = averaged_tensors(self.model)
-
-    @torch.no_grad()
-    def update(self) -> None:
-        self.updates += 1
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        torch._foreach_lerp_(self.average, self.source, 1 - decay)
-
-
-def averaged_tensors(model: nn.Module) -> list[torch.Tensor]:
-    """Parameters and floating-point buffers (BN means and variances; not the batch counter)."""
-    return [t.detach() for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
 
 
 class NonFinite(Exception):
@@ -307,13 +258,6 @@ def check_processes(cfg: TrainConfig, module: nn.Module | None = None) -> None:
     if device.type != "cpu":
         raise ConfigError("processes > 1 shares a batch between CPU cores: set device = cpu, or processes = 1 "
                           "on a GPU", key="processes")
-
-
-def exchange_size(cfg: TrainConfig, data: MNIST) -> int:
-    """Floats a step's exchange carries (gradients, batch-norm statistics, loss and hits) or an
-    evaluation's (every prediction and the loss), whichever is more."""
-    per_step = sum(t.numel() for t in averaged_tensors(ModelSpec.of(cfg).build())) + 2
-    return max(per_step, len(split_for(cfg, data)[3]) + 1)
 
 
 def run_epochs(cfg: TrainConfig, data: MNIST, events: Events | None = None, resume: dict | None = None,

@@ -25,6 +25,9 @@ import time
 import torch
 
 from tinycnn.errors import ConfigError, DataError
+from tinycnn.models.spec import ModelSpec
+from tinycnn.train.average import averaged_tensors
+from tinycnn.train.data import split_for
 
 SPIN_CHECK_SECONDS = 1.0   # how often a waiting process checks that the others are still alive
 # x86-64 keeps stores in order (total store order): once a flag is seen, the data written before
@@ -117,6 +120,13 @@ class Shard:
         for helper in self.helpers:
             if helper.exitcode is not None:
                 raise ShardError(f"a helper process of this run stopped (exit code {helper.exitcode})")
+
+
+def exchange_size(cfg, data) -> int:
+    """Floats a step's exchange carries (gradients, batch-norm statistics, loss and hits) or an
+    evaluation's (every prediction and the loss), whichever is more."""
+    per_step = sum(t.numel() for t in averaged_tensors(ModelSpec.of(cfg).build())) + 2
+    return max(per_step, len(split_for(cfg, data)[3]) + 1)
 
 
 def start_helpers(cfg, data, resume: dict | None, size: int) -> Shard:
