@@ -6,14 +6,17 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import ROOT
+from PIL import Image
 from optuna.trial import TrialState
 
 from tinycnn.errors import ConfigError
 from tinycnn.evidence.challenge import experiment_stats
 from tinycnn.evidence.experiment import Experiment, load_experiment, load_experiments
 from tinycnn.evidence.facts import FactBook, Measured, experiment_facts, load_measured, result_line
+from tinycnn.evidence.plots import plot_misclassified
 from tinycnn.evidence.records import ExperimentRun
 from tinycnn.evidence.sweep import StudySummary, Sweep, TrialSummary
 from tinycnn.models.model import MODELS
@@ -42,6 +45,24 @@ def made_up(name="x", epochs=15, scores=(99.5, 99.45, 99.3)) -> Measured:
     exp = Experiment(name, "X: made up", "t", "a", TrainConfig(), list(records), f"experiments/{name}.toml")
     run = ExperimentRun(exp.path, exp.seeds, exp.train.to_dict(), 120.0, 2, exp.seeds)
     return Measured(exp, records, experiment_stats(name, "Model_3", 7000, 900_000, records), run)
+
+
+def test_the_misclassified_picture_shows_each_digit_up_to_its_limit(mnist, tmp_path):
+    def drawn(images, rows, name):
+        plot_misclassified(images, rows, tmp_path / name, "misclassified")
+        return np.asarray(Image.open(tmp_path / name).convert("L"))
+
+    rows = [[i, int(mnist.test_labels[i]), (int(mnist.test_labels[i]) + 1) % 10] for i in range(45)]
+    full = drawn(mnist.test_images, rows, "all.png")
+    assert (drawn(mnist.test_images, rows[:40], "forty.png") == full).all()  # the first 40 only
+    for blank in (0, 39):  # the first and the last drawn digit are in the picture, each in its own place
+        images = mnist.test_images.copy()
+        images[blank] = 0
+        changed = np.argwhere(drawn(images, rows, f"without{blank}.png") != full)
+        assert len(changed) > 50, blank
+        assert np.ptp(changed, 0).max() < 60, blank  # one cell, not the whole layout moved
+    none = drawn(mnist.test_images, [], "none.png")  # nothing misclassified: a title, no digits
+    assert 0 < (none < 128).sum() < (full < 128).sum() / 20
 
 
 def test_time_to_target_says_which_recipe_meets_the_goal_from_its_figures(tmp_path):
