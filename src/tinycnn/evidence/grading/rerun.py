@@ -26,6 +26,7 @@ from tinycnn.evidence.cluster import isolated_on_cluster
 from tinycnn.evidence.grading.notebook_run import EXECUTE, interpreted, prepared
 from tinycnn.evidence.grading.sandbox import Job, run_job
 from tinycnn.evidence.grading.submission import Submission
+from tinycnn.evidence.parallel import default_workers, run_tasks
 from tinycnn.train.config import TrainConfig, read_toml
 from tinycnn.train.recipes import RECIPES, recipe
 
@@ -105,19 +106,28 @@ def jobs_of(sub: Submission, runs: int, settings: dict | None, seconds: float, p
 
 def rerun(sub: Submission, runs: int, recipe_given: str | None, seconds: float, progress=None, cluster: str | None = None,
           python: str | None = None, requirements: str | None = None) -> tuple[str, list[SeedRun]]:
-    """Seeds 0..runs-1 of the final step, here one after the other or side by side on the workers
-    of the Dask scheduler at `cluster`: (how it was run, each seed's run). A notebook runs with the
+    """Seeds 0..runs-1 of the final step, here (a recipe's seeds side by side on the cores they
+    leave free, a notebook's one after the other) or side by side on the workers of the Dask
+    scheduler at `cluster`: (how it was run, each seed's run). A notebook runs with the
     course environment's `python` (or one built from `requirements`, on each worker for a cluster)."""
     settings = read_recipe(recipe_given) if recipe_given else None
     how, jobs, neutralised = jobs_of(sub, runs, settings, seconds, python, requirements)
     tick = progress.update if progress is not None else None
+    # a recipe's seed takes processes x threads cores, so seeds run side by side on the rest; a
+    # notebook as written trains with PyTorch's default threads (every core), so one at a time
+    side_by_side = 1
+    if settings is not None:
+        cfg = TrainConfig.from_dict(settings)
+        side_by_side = default_workers(len(jobs)) // (cfg.processes * cfg.threads)
     if cluster:
         results = isolated_on_cluster(cluster, sub.folder, jobs, tick)
+    elif side_by_side > 1:
+        results = run_tasks(timed_run, [(job, sub.folder) for job in jobs], side_by_side,
+                            on_result=(lambda *_: tick()) if tick else None)
     else:
         results = []
         for job in jobs:
-            start = time.perf_counter()
-            results.append((run_job(job, sub.folder), time.perf_counter() - start))
+            results.append(timed_run(job, sub.folder))
             if tick:
                 tick()
     done = []
@@ -130,9 +140,17 @@ def rerun(sub: Submission, runs: int, recipe_given: str | None, seconds: float, 
         done.append(SeedRun(seed, seen.test, wall, ran.error or seen.error, seen.epoch_seconds, seen.after,
                             seen.unpublished and not ran.error))
     where = f" on the Dask cluster at {cluster}" if cluster else ""
+    if side_by_side > 1 and not cluster:
+        where += f" ({side_by_side} seeds at a time)"
     if neutralised:
         where += f" (neutralised: {'; '.join(sorted(set(neutralised)))})"
     return (f"recipe {Path(recipe_given).name}" if recipe_given else how) + where, done
+
+
+def timed_run(job: Job, folder: Path) -> tuple:
+    """(the sandbox's answer, the seed's wall seconds): a worker's task when seeds run side by side."""
+    start = time.perf_counter()
+    return run_job(job, folder), time.perf_counter() - start
 
 
 def seed_line(r: SeedRun) -> str:
