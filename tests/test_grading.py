@@ -4,8 +4,11 @@ once, and bad input in one line. The student's model.py runs only in a sandboxed
 
 import csv
 import json
+import subprocess
 import sys
+import time
 import zipfile
+from pathlib import Path
 
 import pytest
 from conftest import ROOT, call_cli, one_line_error, run_cli
@@ -259,6 +262,39 @@ def test_rerun_with_one_recipe_trains_the_final_model_class_on_seeds(tmp_path, c
     assert "a recipe sets training settings only" in one_line_error(
         call_cli(capsys, "check", folder, "--rerun", "1", "--recipe", recipe)
     )
+
+
+def seed_children(marker: str) -> list[int]:
+    """The processes whose command line holds `marker` (a recipe setting no other run uses)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and marker in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                found.append(int(proc.name))
+        except OSError:  # gone meanwhile
+            pass
+    return found
+
+
+def test_a_class_rerun_stopped_with_kill_leaves_no_seed_running(tmp_path):
+    """`kill PID` while a recipe's seeds run side by side: each worker kills its seed's child (which
+    has a session of its own) on the way out."""
+    folder = write_submission(tmp_path / "ida")
+    marker = "0.0123457"  # the learning rate: it is in each seed's command line and nowhere else
+    (tmp_path / "recipe.toml").write_text(f"[train]\nepochs = 15\nlr = {marker}\n")  # long: it is stopped
+    check = subprocess.Popen([sys.executable, "-m", "tinycnn.cli", "check", folder, "--rerun", "2", "--recipe",
+                              tmp_path / "recipe.toml"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(seed_children(marker)) < min(2, default_workers()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(seed_children(marker)) == min(2, default_workers()), "the seeds never started side by side"
+    check.terminate()
+    check.communicate(timeout=60)
+    assert check.returncode != 0
+    deadline = time.monotonic() + 10  # a killed child may take a moment to leave the process table
+    while seed_children(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert seed_children(marker) == []
 
 
 def test_a_submissions_code_runs_only_in_the_child_on_a_copy(tmp_path, capsys, monkeypatch):

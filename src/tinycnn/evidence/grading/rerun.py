@@ -26,7 +26,7 @@ from tinycnn.evidence.cluster import isolated_on_cluster
 from tinycnn.evidence.grading.notebook_run import EXECUTE, interpreted, prepared
 from tinycnn.evidence.grading.sandbox import Job, run_job
 from tinycnn.evidence.grading.submission import Submission
-from tinycnn.evidence.parallel import default_workers, run_tasks
+from tinycnn.evidence.parallel import default_workers, run_tasks, sigterm_raises
 from tinycnn.train.config import TrainConfig, read_toml
 from tinycnn.train.recipes import RECIPES, recipe
 
@@ -148,9 +148,12 @@ def rerun(sub: Submission, runs: int, recipe_given: str | None, seconds: float, 
 
 
 def timed_run(job: Job, folder: Path) -> tuple:
-    """(the sandbox's answer, the seed's wall seconds): a worker's task when seeds run side by side."""
+    """(the sandbox's answer, the seed's wall seconds): a worker's task when seeds run side by side.
+    A worker stopped by its parent (Ctrl-C, an error in another seed) kills its child on the way
+    out: the child runs in a session of its own, so nothing else would."""
     start = time.perf_counter()
-    return run_job(job, folder), time.perf_counter() - start
+    with sigterm_raises():
+        return run_job(job, folder), time.perf_counter() - start
 
 
 def seed_line(r: SeedRun) -> str:
