@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ROOT
-from PIL import Image
 from optuna.trial import TrialState
+from PIL import Image
 
 from tinycnn.errors import ConfigError
 from tinycnn.evidence.challenge import experiment_stats
