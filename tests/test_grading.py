@@ -206,6 +206,9 @@ def test_logs_are_read_as_printed_and_with_a_pattern_of_your_own():
                     "Epoch 1/15 Train Acc: 90.0 | Test Acc: 98.0\n", "pasted")
     assert [r.test for r in again] == [[99.1, 99.3], [98.0]]  # the labels start again: a second run
     assert runs_in("1/1 - loss: 0.1 - accuracy: 0.97 - val_accuracy: 0.9912", "x")[0].test == [99.12]
+    (spaced,) = runs_in("Epoch 13: train accuracy 99.10%, test accuracy 99.44%\nEpoch 14: test accuracy 99.46 %\n"
+                        "Epoch 15: test accuracy 99.45 after 15 epochs\n", "x")  # no separator: only with a % sign
+    assert (spaced.test, spaced.train) == ([99.44, 99.46], [99.1])
     assert runs_in("ep 1 top1 98.5\nep 2 top1 99.5", "x", r"top1 (?P<acc>[\d.]+)")[0].test == [98.5, 99.5]
 
 

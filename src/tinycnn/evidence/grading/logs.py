@@ -5,7 +5,8 @@ label and the line itself; and the runs those records form.
 Read as printed, in the spellings courses use:
 - test accuracy from the counts where a line has them (`Accuracy: 9942/10000 (99%)`: the printed
   percentage is rounded, the counts are not), else the percentage or fraction (`Test Accuracy:
-  99.45%`, `val_accuracy: 0.9934`, `test_acc=99.4`); a `Train set: ... 59000/60000` line is train;
+  99.45%`, `test accuracy 99.45%`, `val_accuracy: 0.9934`, `test_acc=99.4`); a `Train set: ...
+  59000/60000` line is train;
 - train accuracy from a progress bar's running `Accuracy=98.12` or a `Train ... accuracy: 98.1`;
 - epoch labels `EPOCH: 3`, `EPOCH - 3`, `Epoch 3/15`, `epoch num ==== 3`, `Epoch: 3` (0- or 1-based:
   an epoch is a record, so labels only split runs); a scheduler's `Epoch 00011: reducing learning
@@ -22,7 +23,11 @@ from dataclasses import dataclass, field
 SCHEDULER = re.compile(r"reducing learning rate|adjusting learning rate|learning rate of group", re.I)
 EPOCH = re.compile(r"\bepoch(?:\s*(?:num(?:ber)?|no\.?|#))?[\s:=#\-\[]*(\d{1,4})\b", re.I)
 COUNTS = re.compile(r"(\d{1,6})\s*/\s*(\d{2,6})\s*\(\s*\d{1,3}(?:\.\d+)?\s*%\s*\)")
-PERCENT_AFTER_ACC = re.compile(r"acc(?:uracy)?\b\s*(?:\(%\))?\s*[:=]\s*(\d{1,3}(?:\.\d+)?|0?\.\d+)\s*(%?)", re.I)
+# `accuracy: 99.4`, `acc=0.994`, and with a percent sign also `accuracy 99.44%` (a number with no
+# separator and no sign could be anything: an epoch count, a batch size)
+PERCENT_AFTER_ACC = re.compile(
+    r"acc(?:uracy)?\b\s*(?:\(%\))?\s*(?:[:=]\s*|(?=\d{1,3}(?:\.\d+)?\s*%))(\d{1,3}(?:\.\d+)?|0?\.\d+)\s*(%?)", re.I
+)
 KERAS_VAL = re.compile(r"\bval_acc(?:uracy)?\s*[:=]\s*(\d?\.\d+|\d{1,3}(?:\.\d+)?)")
 TRAIN_WORD = re.compile(r"\btrain(?:ing)?\b|\btrain_", re.I)
 TEST_WORD = re.compile(r"\b(?:test|val|valid|validation|eval)", re.I)
