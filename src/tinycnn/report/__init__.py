@@ -30,10 +30,10 @@ from tinycnn.report.readme import (
     robustness,
     update_pages,
 )
-from tinycnn.report.speed_page import speed_block, write_speed_page
+from tinycnn.report.speed_page import recipe_seconds, speed_block, write_speed_page
 from tinycnn.report.sweep_page import write_sweep_page
-from tinycnn.train.recipes import RECIPES
 from tinycnn.train.data import load_mnist, split_for
+from tinycnn.train.recipes import RECIPES
 
 
 def studied_sweeps(folder: Path) -> list[Sweep]:
@@ -96,11 +96,10 @@ def write_all(experiments_dir: Path = Path("experiments"), reports_dir: Path = P
                for m in measured]
     bench_json = reports_dir / "bench" / "bench.json"
     bench = read_json(bench_json) if bench_json.exists() else {}
-    timed = {name: run["seconds"] for name, run in bench.get("full", {}).get("recipes", {}).items()}
     # the steps, then the other named recipes (a project without steps: all)
     steps = [e for e in library.experiments if re.fullmatch(r"step\d+", e.name)]
     steps += [e for e in library.experiments if e.name in RECIPES and e not in steps]
-    blocks = {"results": results_table(steps or library.experiments, facts, reports_dir, timed)}
+    blocks = {"results": results_table(steps or library.experiments, facts, reports_dir, recipe_seconds(bench))}
     if "step3" in facts:
         blocks["robustness"] = robustness(facts["step3"])
     if bench:

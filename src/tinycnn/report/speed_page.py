@@ -4,7 +4,6 @@ timed run (`tinycnn bench --full`). Every figure comes from reports/bench/bench.
 experiments' committed seed records."""
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 
 from tinycnn.evidence.facts import Measured, experiment_facts
@@ -17,10 +16,15 @@ GOAL_SECONDS = 120.0   # issue 38: a whole `tinycnn train` in two minutes on a 2
 GOAL_HOLDING = 19      # ... holding on at least 19 of 20 test seeds
 
 
+def recipe_seconds(bench: dict) -> dict[str, float]:
+    """The seconds of one whole run alone of each recipe `tinycnn bench --full` timed, by name."""
+    return {name: run["seconds"] for name, run in bench.get("full", {}).get("recipes", {}).items()}
+
+
 def timed_recipes(measured: dict[str, Measured], bench: dict) -> list[tuple[str, Measured, float]]:
     """(recipe, its experiment's seeds, seconds of one whole run alone) for each recipe with both."""
-    runs = bench.get("full", {}).get("recipes", {})
-    return [(name, measured[name], runs[name]["seconds"]) for name in RECIPES if name in measured and name in runs]
+    seconds = recipe_seconds(bench)
+    return [(name, measured[name], seconds[name]) for name in RECIPES if name in measured and name in seconds]
 
 
 def how_seeds_ran(m: Measured) -> str:
@@ -29,11 +33,6 @@ def how_seeds_ran(m: Measured) -> str:
     if workers == 1:
         return f"one at a time, {processes} process(es) each" + (": each alone" if processes > 1 else "")
     return f"{workers or 'several'} at a time, side by side: not alone"
-
-
-def seed_seconds(m: Measured) -> str:
-    seconds = [s.wall_seconds for s in m.stats.seeds]
-    return f"{statistics.median(seconds):.0f} ({min(seconds):.0f}-{max(seconds):.0f})"
 
 
 def goal_lines(rows: list[tuple[str, Measured, float]]) -> str:
@@ -64,13 +63,13 @@ def write_speed_page(measured: dict[str, Measured], bench: dict, out_dir: Path) 
     if not rows:
         return None
     table = ["| recipe | model | params | epochs | batch | processes | one whole run alone (s) | seeds holding | "
-             "95% interval | lowest scored | each seed's training, s: median (range) | how the seeds ran | report |",
+             "95% interval | lowest scored | each seed's training: median (range) | how the seeds ran | report |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, m, seconds in rows:
         f, cfg = experiment_facts(m.stats), m.exp.train
         table.append(f"| `{name}` | `{m.stats.model}` | {f['params']} | {m.stats.epochs} | {cfg.batch_size} | "
                      f"{cfg.processes} | **{seconds:.0f}** | {f['passing']} | {f['passing_ci']} | {f['last3_min']} | "
-                     f"{seed_seconds(m)} | {how_seeds_ran(m)} | [{m.exp.name}.md]({m.exp.name}.md) |")
+                     f"{f['seed_seconds_median']} ({f['seed_seconds_range']}) | {how_seeds_ran(m)} | [{m.exp.name}.md]({m.exp.name}.md) |")
     plot_time_to_target([(name, seconds, m.stats.holding, len(m.stats.seeds), m.stats.holding_interval)
                          for name, m, seconds in rows], GOAL_SECONDS, out_dir / "speed.png")
     full = bench["full"]["recipes"]
