@@ -105,6 +105,15 @@ def test_resuming_a_checkpoint_state_gives_the_uninterrupted_run(mnist):
         assert torch.equal(a, b)
 
 
+def test_clean_epochs_train_the_last_epochs_on_the_images_as_they_are(mnist):
+    cfg = TrainConfig(**{**TINY, "epochs": 2, "rotate": 7.0, "translate": 0.05, "scale": 0.05})
+    augmented = without_time(fit(cfg, mnist).history)
+    never_augmented = without_time(fit(cfg.replace(rotate=0.0, translate=0.0, scale=0.0), mnist).history)
+    assert without_time(fit(cfg.replace(clean_epochs=2), mnist).history) == never_augmented
+    last_clean = without_time(fit(cfg.replace(clean_epochs=1), mnist).history)
+    assert last_clean[0] == augmented[0] and last_clean[1] != augmented[1]
+
+
 def test_a_non_finite_loss_stops_the_run_with_where_and_why(mnist):
     # epoch 1 at a sane rate, then a step schedule multiplies it by a million
     cfg = TrainConfig(**{**TINY, "epochs": 3}, lr=0.05, schedule="step", step_size=1, gamma=1e6)

@@ -40,7 +40,7 @@ from tinycnn.train.data import DataError
 
 FORMAT = 2
 # Settings added after the first records, with the value that means "what runs before them did".
-ADDED_SETTINGS = {"ema": 0.0, "processes": 1}
+ADDED_SETTINGS = {"ema": 0.0, "processes": 1, "clean_epochs": 0}
 
 CONFIG, METRICS, CHECKPOINT, CURVES = "config.json", "metrics.json", "checkpoint.pt", "curves.png"
 EXPERIMENT = "experiment.json"

@@ -269,8 +269,10 @@ def run_epochs(cfg: TrainConfig, data: MNIST, events: Events | None = None, resu
         training.restore(resume)
     events.start(training)
     loaders, history = training.loaders, training.history
+    augment = loaders.train.augment
     result = evaluate(training.evaluated, loaders.eval, shard) if len(history) == cfg.epochs else None
     for epoch in range(len(history) + 1, cfg.epochs + 1):
+        loaders.train.augment = augment if epoch <= cfg.epochs - cfg.clean_epochs else AffineSpec()
         events.epoch_start(epoch, len(loaders.train))
         start = time.perf_counter()
         lr = training.optimizer.param_groups[0]["lr"]
