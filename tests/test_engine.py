@@ -92,8 +92,9 @@ def test_importing_tinycnn_pins_the_kernels_unless_told_not_to():
 
 
 def test_resuming_a_checkpoint_state_gives_the_uninterrupted_run(mnist):
-    """Weights, weight average, optimiser, schedule, data order, augmentation and dropout all continue."""
-    cfg = TrainConfig(**{**TINY, "epochs": 3}, ema=0.99, dropout=0.1)
+    """Weights, weight average, optimiser, schedule, data order, augmentation (and its clean last
+    epoch) and dropout all continue."""
+    cfg = TrainConfig(**{**TINY, "epochs": 3}, ema=0.99, dropout=0.1, clean_epochs=1)
     whole = fit(cfg, mnist)
     stop = StopAfter(1)
     with pytest.raises(KeyboardInterrupt):
@@ -110,6 +111,7 @@ def test_clean_epochs_train_the_last_epochs_on_the_images_as_they_are(mnist):
     augmented = without_time(fit(cfg, mnist).history)
     never_augmented = without_time(fit(cfg.replace(rotate=0.0, translate=0.0, scale=0.0), mnist).history)
     assert without_time(fit(cfg.replace(clean_epochs=2), mnist).history) == never_augmented
+    assert without_time(fit(cfg.replace(clean_epochs=5), mnist).history) == never_augmented  # a recipe run shorter
     last_clean = without_time(fit(cfg.replace(clean_epochs=1), mnist).history)
     assert last_clean[0] == augmented[0] and last_clean[1] != augmented[1]
 

@@ -67,7 +67,7 @@ class TrainConfig:
     translate: float = 0.05         # augmentation: max shift as a fraction of 28 px (0.05 = 1.4 px)
     scale: float = 0.05             # augmentation: max zoom change, e.g. 0.05 = 0.95x..1.05x
     clean_epochs: int = 0           # the last N epochs train on the images as they are, unaugmented
-                                    # (the test images are clean; 0 = augment every epoch)
+                                    # (the test images are; 0 = augment every epoch; >= epochs: none)
     holdout: int = 0                # >0: train on the first 60000-holdout images and evaluate on
                                     # the last `holdout` (validation); 0: evaluate on the test set
     train_subset: int = 0           # >0: use only the first N training images (quick checks)
@@ -91,9 +91,6 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be a finite number, not {value}", name)
             if not ok(value):
                 raise ConfigError(f"{name} must be {wanted}, not {value}", name)
-        if self.clean_epochs > self.epochs:
-            raise ConfigError(f"clean_epochs must be at most epochs ({self.epochs}), not {self.clean_epochs}",
-                              "clean_epochs")
         if self.batch_size < self.processes:
             raise ConfigError(f"batch_size {self.batch_size} cannot be shared by {self.processes} processes", "processes")
         if self.layout:

@@ -272,6 +272,7 @@ def run_epochs(cfg: TrainConfig, data: MNIST, events: Events | None = None, resu
     augment = loaders.train.augment
     result = evaluate(training.evaluated, loaders.eval, shard) if len(history) == cfg.epochs else None
     for epoch in range(len(history) + 1, cfg.epochs + 1):
+        # the last clean_epochs epochs train on the images as they are (set per epoch: a resumed run too)
         loaders.train.augment = augment if epoch <= cfg.epochs - cfg.clean_epochs else AffineSpec()
         events.epoch_start(epoch, len(loaders.train))
         start = time.perf_counter()
