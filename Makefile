@@ -5,8 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NODE   := node_modules/.package-lock.json
 
-MODEL  ?= Model_3
-EPOCHS ?= 15
+MODEL  ?=
+EPOCHS ?=
 SEED   ?= 0
 RECIPE ?=
 
@@ -24,9 +24,10 @@ $(STAMP): pyproject.toml constraints.txt
 $(NODE): package.json package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund
 
-# make train RECIPE=fast: the time-to-target record's recipe (its own model, both cores) instead
+# make train: step 3 (tinycnn train's defaults). RECIPE=step3_wide: step 3 as first reported;
+# MODEL=... EPOCHS=... change the model or the epochs of either.
 train: $(STAMP)
-	$(BIN)/tinycnn train $(if $(RECIPE),--recipe $(RECIPE),--model $(MODEL) --epochs $(EPOCHS)) --seed $(SEED)
+	$(BIN)/tinycnn train $(if $(RECIPE),--recipe $(RECIPE)) $(if $(MODEL),--model $(MODEL)) $(if $(EPOCHS),--epochs $(EPOCHS)) --seed $(SEED)
 
 # Test files run in two processes, each file whole in one of them (--dist loadfile keeps a file's
 # module fixtures, its trained models and exports, in one process).

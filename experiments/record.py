@@ -1,6 +1,6 @@
 """Record candidates (issue 20) as a model file: depthwise-separable 3x3 blocks (a 3x3 per channel,
 then a 1x1 across channels: about a ninth of a full 3x3's weights), so a small budget buys wider
-late blocks. Trained with the step-3 recipe on the validation split (reports/validation/record-*),
+late blocks. Trained with the first step-3 recipe on the validation split (reports/validation/record-*),
 e.g. tinycnn run experiments/step3.toml --validate --model experiments/record.py:sep_a.
 The finalists were then written in the layout grammar and registered (src/tinycnn/model.py):
 sep_c is Model_6 (c10,c12,m,s20,s24,m,s28), sep_b5k is Model_7 (c14k5,m,s24,s28,s32,s32); the same

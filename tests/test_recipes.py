@@ -17,11 +17,11 @@ def test_each_recipe_is_its_experiment_files_settings(name):
 
 
 def test_a_class_rerun_takes_a_recipe_by_name_without_its_model():
-    settings = read_recipe("fast")
+    settings = read_recipe("step3_wide")
     assert "model" not in settings and "layout" not in settings and "seed" not in settings
-    assert settings["processes"] == recipe("fast").processes and settings["epochs"] == recipe("fast").epochs
-    assert read_recipe("step3") == {}  # the defaults: nothing to change
-    with pytest.raises(ConfigError, match=r"--recipe fastest: neither a recipe file nor a named recipe \(step3, fast\)"):
+    assert settings["processes"] == recipe("step3_wide").processes and settings["epochs"] == recipe("step3_wide").epochs
+    assert read_recipe("step3") == read_recipe("fast") == {}  # the defaults (fast: under Model_9's name)
+    with pytest.raises(ConfigError, match=r"--recipe fastest: neither a recipe file nor a named recipe \(step3, step3_wide, fast\)"):
         read_recipe("fastest")
 
 
@@ -38,7 +38,7 @@ def test_train_starts_from_a_recipe_and_options_override_it(tmp_path, mnist):
 def test_an_unknown_recipe_or_one_given_with_resume_is_one_line(tmp_path):
     result = run_cli("train", "--recipe", "fastest", "--out", tmp_path / "run")
     assert result.returncode == 2 and result.stderr.strip() == (
-        "tinycnn: error: unknown recipe 'fastest'; known recipes: step3, fast")
+        "tinycnn: error: unknown recipe 'fastest'; known recipes: step3, step3_wide, fast")
     assert not (tmp_path / "run").exists()
     result = run_cli("train", "--resume", tmp_path / "nothing", "--recipe", "fast")
     assert result.returncode == 2 and "drop --recipe" in result.stderr and len(result.stderr.splitlines()) == 1

@@ -17,7 +17,7 @@ from tinycnn.evidence.challenge import experiment_stats
 from tinycnn.evidence.experiment import Experiment, load_experiment, load_experiments
 from tinycnn.evidence.facts import FactBook, Measured, experiment_facts, load_measured, result_line
 from tinycnn.evidence.plots import plot_misclassified
-from tinycnn.evidence.records import ExperimentRun
+from tinycnn.evidence.records import ExperimentRun, read_metrics, seed_path
 from tinycnn.evidence.sweep import StudySummary, Sweep, TrialSummary
 from tinycnn.models.model import MODELS
 from tinycnn.report import write_all
@@ -237,6 +237,18 @@ def test_step3_meets_its_target_on_20_seeds():
 def test_train_defaults_are_the_final_step_settings():
     """`make train` (tinycnn train with defaults) trains exactly what step 3 reports."""
     assert TrainConfig() == load_experiment(ROOT / "experiments" / "step3.toml").train
+
+
+def test_step_3_scored_what_the_time_to_target_record_scored_seed_by_seed():
+    """reports/step3.md says so: the record's recipe and layout under Model_3's name, run again,
+    gave every seed's history to the last digit (its seconds aside: the machine's speed)."""
+    def history(name, seed):
+        record = read_metrics(seed_path(ROOT / "reports" / name, seed))
+        return [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in record["history"]], record["misclassified"]
+    step3, fast = (load_experiment(ROOT / "experiments" / f"{name}.toml") for name in ("step3", "fast"))
+    assert step3.train.replace(model="Model_9") == fast.train and step3.seeds == fast.seeds
+    for seed in step3.seeds:
+        assert history("step3", seed) == history("fast", seed), seed
 
 
 def test_every_experiment_has_written_analysis():

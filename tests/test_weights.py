@@ -23,6 +23,8 @@ def test_save_and_load_round_trip(tmp_path):
     assert loaded.name == "Model_4" and loaded.meta["seed"] == 3 and loaded.meta["mean"] == 0.13
     for a, b in zip(model.state_dict().values(), loaded.model.state_dict().values()):
         assert torch.equal(a, b)
+    save_weights(tmp_path / "m3.safetensors", build_model("Model_3"), ModelSpec("Model_3"), 0.13, 0.31)
+    assert load_weights(tmp_path / "m3.safetensors").meta["layout"] == ""  # today's Model_3, not the first one
 
 
 def test_every_experiment_ships_its_first_seed():
@@ -37,7 +39,8 @@ def test_a_shipped_model_scores_exactly_its_reported_accuracy(path, mnist):
     exp = load_experiment(ROOT / "experiments" / f"{path.stem}.toml")
     record = read_metrics(seed_path(ROOT / "reports" / exp.name, exp.seeds[0]))
     weights = load_weights(path)
-    assert weights.name == exp.train.model and weights.meta["seed"] == exp.seeds[0]
+    assert weights.spec.model == exp.train.model and weights.meta["seed"] == exp.seeds[0]
+    assert weights.meta["layout"] == exp.train.layout  # step3_wide: written while that layout was Model_3's own
     assert assess(weights, mnist).accuracy == record["history"][-1]["eval_acc"]
 
 

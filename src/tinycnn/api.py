@@ -121,8 +121,10 @@ def mnist(data: MNIST | str | Path | None) -> MNIST:
 
 def fit(model="Model_3", *, data: MNIST | str | Path | None = None, out: str | Path | None = None,
         force: bool = False, progress: bool = True, **settings) -> Trained:
-    """Train `model` with tinycnn's whole pipeline and any TrainConfig setting (epochs=15, seed=0,
-    lr=0.1, ...; the defaults are the step-3 recipe).
+    """Train `model` with tinycnn's whole pipeline and any TrainConfig setting (epochs=14, seed=0,
+    lr=0.2, ...; the defaults are the step-3 recipe, except that a module built in Python trains in
+    this one process unless processes= says otherwise: step 3's second process rebuilds the model
+    by its name).
 
     `model`: an nn.Module (trained from its current weights, on a copy: the module you pass is left
     as it was), a registered name or "FILE.py:NAME" (relative to the current folder). `out`: also
@@ -138,7 +140,7 @@ def fit(model="Model_3", *, data: MNIST | str | Path | None = None, out: str | P
                               f"and {type(model).__name__} was built in Python: put its class in a file and "
                               f"pass 'file.py:{type(model).__name__}', or leave out= away")
         module = copy.deepcopy(model)
-        settings = {**settings, "model": type(model).__name__}
+        settings = {"processes": 1, **settings, "model": type(model).__name__}
     elif isinstance(model, str):
         settings = {**settings, "model": absolute(model, Path.cwd())}
     else:

@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "with its own settings")
     train.add_argument("--quiet", action="store_true", help="no progress bar, only the epoch lines")
     train.add_argument("--recipe", metavar="NAME", help="start from a named recipe's settings, its model included "
-                       "(step3: the defaults; fast: the time-to-target record, reports/fast.md); options given "
+                       "(step3: the defaults; step3_wide: step 3 as first reported; fast: the time-to-target record, "
+                       "step 3's recipe under Model_9); options given "
                        "override it")
 
     run = sub.add_parser("run", help="train every seed of an experiment file and write its report")
@@ -153,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--rerun", type=positive_int, metavar="K", help="re-run a submission's final step on seeds "
                        "0..K-1: its notebook as written, or with --recipe")
     check.add_argument("--recipe", metavar="NAME|FILE.toml", help="with --rerun: train the final model class with these "
-                       "settings instead (one recipe for the class): a named recipe (step3, fast) or a TOML file")
+                       "settings instead (one recipe for the class): a named recipe (step3, step3_wide, fast) or a TOML file")
     check.add_argument("--rerun-seconds", type=positive_int, default=1800, help="wall-clock limit of one run (default 1800)")
     check.add_argument("--python", metavar="PATH", help="with --rerun: the interpreter of the class's own environment "
                        "that runs the notebook (it needs nbclient and ipykernel)")
@@ -172,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--steps", type=positive_int, default=150, help="training steps per measurement")
     bench.add_argument("--repeats", type=positive_int, default=5, help="alternations of the pipeline comparison")
     bench.add_argument("--full", action="store_true", help="also time one whole tinycnn train of each named "
-                       "recipe end to end, alone (step3, then fast: about 10 minutes on 2 cores)")
+                       "recipe end to end, alone (step3, step3_wide, fast: about 10 minutes on 2 cores)")
     bench.add_argument("--five-seeds", action="store_true", help="also time the five-seed step-3 run end to end "
                                                                  "(about 25 minutes on 2 cores)")
     bench.add_argument("--data-dir", help="MNIST folder (see train)")

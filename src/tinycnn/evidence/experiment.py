@@ -2,7 +2,8 @@
 
 An experiment file (TOML) holds the why (title, target), the how ([train]: every training setting;
 seeds; budget: the most parameters its model may have, checked before training, 7,999 unless
-given) and what was learned (analysis); `{placeholders}` in target and analysis are filled from
+given; tuning: the names whose validation runs, reports/validation/<name>-*, chose its settings,
+its own unless given) and what was learned (analysis); `{placeholders}` in target and analysis are filled from
 the metrics by the report. `run_experiment` trains the seeds in parallel single-thread worker
 processes, one per core, into an experiment folder (its format: records.py). Seeds already
 complete are skipped and interrupted ones resume, so rerunning a stopped command finishes it.
@@ -28,7 +29,7 @@ from tinycnn.train.config import TrainConfig, changed_settings, read_toml, repo_
 from tinycnn.train.data import MNIST, find_mnist, load_mnist, split_for
 from tinycnn.train.engine import Events, Training, resolve_device
 
-EXPERIMENT_KEYS = {"title", "target", "analysis", "seeds", "train", "budget"}
+EXPERIMENT_KEYS = {"title", "target", "analysis", "seeds", "train", "budget", "tuning"}
 VALIDATION_HOLDOUT = 10_000   # --validate: train on the first 50,000 images, score the last 10,000
 REPORTS = Path("reports")
 
@@ -43,11 +44,16 @@ class Experiment:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     path: str = ""
     budget: int = MAX_PARAMS - 1  # the most parameters its model may have (the challenge: fewer than 8,000)
+    tuning: list[str] = field(default_factory=list)  # whose validation runs chose it ([] = its own name's)
+
+    @property
+    def tuned_by(self) -> list[str]:
+        return self.tuning or [self.name]
 
 
 def load_experiment(path: str | Path) -> Experiment:
     path = Path(path)
-    raw = read_toml(path, "experiment", EXPERIMENT_KEYS, EXPERIMENT_KEYS - {"seeds", "budget"})
+    raw = read_toml(path, "experiment", EXPERIMENT_KEYS, EXPERIMENT_KEYS - {"seeds", "budget", "tuning"})
     if not isinstance(raw["train"], dict):
         raise ConfigError(f"{path}: [train] must be a table")
     seeds = raw.get("seeds", [0, 1, 2, 3, 4])
@@ -57,6 +63,9 @@ def load_experiment(path: str | Path) -> Experiment:
     budget = raw.get("budget", MAX_PARAMS - 1)
     if not (isinstance(budget, int) and not isinstance(budget, bool) and budget > 0):
         raise ConfigError(f"{path}: budget must be a whole number of parameters > 0")
+    tuning = raw.get("tuning", [])
+    if not (isinstance(tuning, list) and all(isinstance(t, str) and t for t in tuning)):
+        raise ConfigError(f"{path}: tuning must be a list of experiment names")
     for key in ("title", "target", "analysis"):
         if not isinstance(raw[key], str):
             raise ConfigError(f"{path}: {key} must be a string")
@@ -66,7 +75,8 @@ def load_experiment(path: str | Path) -> Experiment:
         raise ConfigError(f"{path} [train]: {e}" if str(path) not in str(e) else str(e), e.key) from None
     train = train.replace(model=absolute(train.model, path.parent))  # FILE.py:NAME is relative to this file
     return Experiment(name=path.stem, title=raw["title"], target=raw["target"].strip(),
-                      analysis=raw["analysis"].strip(), train=train, seeds=seeds, path=str(path), budget=budget)
+                      analysis=raw["analysis"].strip(), train=train, seeds=seeds, path=str(path), budget=budget,
+                      tuning=tuning)
 
 
 def load_experiments(folder: Path) -> list[Experiment]:

@@ -15,16 +15,18 @@ An experiment folder (`tinycnn run`; reports/<experiment>/ by default):
   seed<N>.json       the metrics record of seed N (committed beside the reports that quote it)
   seed<N>/           the run folder of seed N (weights and checkpoint; not committed)
 
-A metrics record (JSON), format 2:
-  format 2; status "complete", "running" or "diverged"; config (TrainConfig as a dict); params;
+A metrics record (JSON), format 3:
+  format 3; status "complete", "running" or "diverged"; config (TrainConfig as a dict); params;
   evaluated_on "test" or "validation" (the last `holdout` training images); history: one dict per
   epoch {epoch, train_loss, train_acc, eval_loss, eval_acc, lr, seconds} (accuracies in %, lr at the
   epoch's start); misclassified: [[index into the evaluation images, true, predicted], ...] after
   the last epoch; normalisation {mean, std}; wall_seconds; machine; data (where the images came
   from); diverged {epoch, step, lr} when status is "diverged".
 Format 1 (no "format" key; the first records) named the evaluation metrics test_loss/test_acc
-even on the validation split, and predates the settings in ADDED_SETTINGS: `read_metrics`
-upgrades it, so every reader sees format 2.
+even on the validation split, and predates the settings in ADDED_SETTINGS. Formats 1 and 2 predate
+step 3's faster layout: their `Model_3` is the layout step 3 had then (models/model.py). `read_metrics`
+`read_experiment_run` and `load_checkpoint` upgrade both, so every reader sees format 3 (an
+experiment.json and a checkpoint have their own "format" key from format 3 on).
 """
 from __future__ import annotations
 
@@ -34,11 +36,12 @@ from pathlib import Path
 import torch
 
 from tinycnn.files import atomic_path, read_json, write_json
+from tinycnn.models.model import layout_before_step3_changed
 from tinycnn.ship.weights import WEIGHTS  # noqa: F401  (a run folder's files are all named here)
 from tinycnn.train.config import ConfigError, TrainConfig
 from tinycnn.train.data import DataError
 
-FORMAT = 2
+FORMAT = 3
 # Settings added after the first records, with the value that means "what runs before them did".
 ADDED_SETTINGS = {"ema": 0.0, "processes": 1, "clean_epochs": 0}
 
@@ -46,17 +49,22 @@ CONFIG, METRICS, CHECKPOINT, CURVES = "config.json", "metrics.json", "checkpoint
 EXPERIMENT = "experiment.json"
 
 
-def upgrade_config(config: dict) -> dict:
-    return {**ADDED_SETTINGS, **config}
+def upgrade_config(config: dict, format: int = FORMAT) -> dict:
+    """Settings of a record of `format`, as a TrainConfig of today reads them."""
+    config = {**ADDED_SETTINGS, **config}
+    if format < 3:
+        config["layout"] = layout_before_step3_changed(config["model"], config.get("layout", ""))
+    return config
 
 
 def upgrade(record: dict) -> dict:
-    """A metrics record of any format as format 2 (settings it predates filled in as they were)."""
-    if record.get("format", 1) == FORMAT:
-        return {**record, "config": upgrade_config(record["config"])}
+    """A metrics record of any format as format 3 (settings it predates filled in as they were)."""
+    format = record.get("format", 1)
+    config = upgrade_config(record["config"], format)
+    if format >= 2:
+        return {**record, "format": FORMAT, "config": config}
     renamed = {"test_loss": "eval_loss", "test_acc": "eval_acc"}
     history = [{renamed.get(k, k): v for k, v in r.items()} for r in record["history"]]
-    config = upgrade_config(record["config"])
     return {"format": FORMAT, "status": "complete", **record, "config": config, "history": history,
             "evaluated_on": "validation" if config["holdout"] else "test"}
 
@@ -94,7 +102,7 @@ def start_run(folder: Path, cfg: TrainConfig) -> None:
 
 def save_checkpoint(folder: Path, state: dict) -> None:
     with atomic_path(Path(folder) / CHECKPOINT) as tmp:
-        torch.save(state, tmp)
+        torch.save({**state, "format": FORMAT}, tmp)
 
 
 def load_checkpoint(folder: Path) -> dict:
@@ -105,7 +113,7 @@ def load_checkpoint(folder: Path) -> dict:
                           f"had finished)")
     try:
         state = torch.load(path, weights_only=True)  # tensors and plain containers only: no code
-        state["config"] = upgrade_config(state["config"])
+        state["config"] = upgrade_config(state["config"], state.get("format", 2))
         TrainConfig.from_dict(state["config"])
         return state
     except ConfigError as e:
@@ -165,7 +173,7 @@ class ExperimentRun:
 
 
 def write_experiment_run(folder: Path, run: ExperimentRun) -> None:
-    write_json(Path(folder) / EXPERIMENT, run.__dict__)
+    write_json(Path(folder) / EXPERIMENT, {"format": FORMAT, **run.__dict__})
 
 
 def read_experiment_run(folder: Path) -> ExperimentRun | None:
@@ -173,5 +181,5 @@ def read_experiment_run(folder: Path) -> ExperimentRun | None:
     if not path.exists():
         return None
     raw = read_json(path)
-    return ExperimentRun(raw["experiment"], raw["seeds"], upgrade_config(raw["config"]),
+    return ExperimentRun(raw["experiment"], raw["seeds"], upgrade_config(raw["config"], raw.get("format", 2)),
                          raw.get("wall_seconds"), raw.get("workers"), raw.get("trained"))

@@ -67,17 +67,17 @@ def real_epoch(result: dict) -> str:
             f"{r['train_images']:,} training images in {r['steps']:,} steps, then the {r['eval_images']:,} "
             f"evaluation images: **{r['seconds']:.1f} s**, {r['ms_per_step']:.1f} ms a step. The bare step of "
             f"section 1 takes {bare_ms:.1f} ms ({r['steps']:,} of them: {bare_ms * r['steps'] / 1000:.1f} s); "
-            f"evaluation, the weight average and the epoch's bookkeeping make up the rest.\n" + fast_epoch(result))
+            f"evaluation, the weight average and the epoch's bookkeeping make up the rest.\n" + processes_epoch(result))
 
 
-def fast_epoch(result: dict) -> str:
-    """The fast recipe's epoch on one process and on two (bench.json files from before it have none)."""
-    if "fast_epoch" not in result:
+def processes_epoch(result: dict) -> str:
+    """Step 3's epoch on one process and on its two (bench.json files from before it have none)."""
+    if "processes_epoch" not in result:
         return ""
-    one, two = result["fast_epoch"]["processes_1"], result["fast_epoch"]["processes_2"]
-    return (f"\nThe second epoch of `tinycnn train --recipe fast` (Model_9, batch 128, evaluation included): "
-            f"**{one['seconds']:.1f} s** on one process, **{two['seconds']:.1f} s** on two sharing each batch "
-            f"({one['seconds'] / two['seconds']:.2f}x; the two are two recipes, see docs/speed.md).\n")
+    one, two = result["processes_epoch"]["processes_1"], result["processes_epoch"]["processes_2"]
+    return (f"\nThe same epoch on one process: **{one['seconds']:.1f} s**, against **{two['seconds']:.1f} s** on "
+            f"step 3's two sharing each batch ({one['seconds'] / two['seconds']:.2f}x; the two are two recipes, "
+            f"see docs/speed.md).\n")
 
 
 def end_to_end(result: dict) -> str:

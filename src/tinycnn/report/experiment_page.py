@@ -93,7 +93,7 @@ def budget_words(budget: int) -> str:
 def validation_block(exp: Experiment, reports_dir: Path) -> str:
     """The tuning runs of this experiment (train on 50k, score on the held-out last 10k), if any."""
     rows, summary = [], []
-    for folder in sorted((reports_dir / "validation").glob(f"{exp.name}-*")):
+    for folder in [f for name in exp.tuned_by for f in sorted((reports_dir / "validation").glob(f"{name}-*"))]:
         run = records.read_experiment_run(folder)
         if run is None:
             continue

@@ -46,8 +46,8 @@ def goal_lines(rows: list[tuple[str, Measured, float]]) -> str:
                                  (f"{m.stats.holding} of {len(m.stats.seeds)} seeds hold", not holds)) if bad)
         lines.append(f"- `{name}` ({m.stats.model}, {m.stats.epochs} epochs): one whole run **{seconds:.0f} s**, "
                      f"**{m.stats.holding}/{len(m.stats.seeds)}** seeds hold; it {met}.")
-    if len(rows) >= 2:
-        (a, ma, sa), (b, mb, sb) = rows[0], rows[1]
+    (a, _, sa), others = (rows[0], rows[1:]) if rows else ((None, None, 0.0), [])
+    for b, _, sb in others:  # each against the first: step 3, what `make train` runs
         lines.append(f"- `{b}` takes {sb / sa:.2f}x the time of `{a}` ({sa / sb:.2f}x as fast).")
     return "\n".join(lines)
 

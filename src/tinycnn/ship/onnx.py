@@ -11,7 +11,7 @@ activations), calibrated on training images only, never on test images. The weig
 (`reduce_range`, integers in [-64, 64]) so that the model computes the same on every CPU: x86
 CPUs without VNNI (AVX2, and AVX-512 before Cascade Lake) multiply uint8 by int8 with
 `vpmaddubsw`, which adds two products into an int16 and saturates; with full-range weights a
-pair reaches 2 * 255 * 127 = 64,770 and clips (measured: 99.19% instead of 99.53% for Model_3 on
+pair reaches 2 * 255 * 127 = 64,770 and clips (measured: 99.19% instead of 99.53% for step 3's first model on
 an emulated Haswell). With 7-bit weights a pair is at most 2 * 255 * 64 = 32,640 < 32,767, so
 every kernel (vpmaddubsw, VNNI's vpdpbusd, ARM's dot products) computes the exact integer sums.
 Each int8 export is checked twice: its largest weight against that bound (`int16_pair_bound`),

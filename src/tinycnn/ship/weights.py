@@ -3,7 +3,8 @@
 A weights file is a safetensors file (tensors only, no pickled code: safe to load from anyone)
 whose metadata key "tinycnn" holds JSON: model (registered name), layout and dropout (tuning
 overrides), mean and std (the training images' normalisation), and what the writer adds
-(experiment, seed, evaluation accuracy). `load_weights` rebuilds the model from that and refuses,
+(experiment, seed, evaluation accuracy), and format 2 (a file without it was written while
+Model_3 had step 3's first layout, which it then means). `load_weights` rebuilds the model from that and refuses,
 with one clear line, a file that is damaged, not safetensors, or of another model.
 The repository ships seed 0 of every reported experiment as weights/<experiment>.safetensors,
 which the package carries as package data (tinycnn/models/weights/).
@@ -22,7 +23,7 @@ from torch import nn
 
 from tinycnn.errors import ConfigError, DataError, UnknownModelError
 from tinycnn.files import write_bytes
-from tinycnn.models.model import MODELS
+from tinycnn.models.model import MODELS, layout_before_step3_changed
 from tinycnn.models.names import is_model_file
 from tinycnn.models.spec import ModelSpec
 from tinycnn.models.user_file import file_sha256, load_model_file
@@ -30,6 +31,7 @@ from tinycnn.train.data import normalise
 
 META_KEY = "tinycnn"
 REPO_ROOT = Path(__file__).resolve().parents[3]  # the checkout this package runs from (src/tinycnn/ship/)
+FORMAT = 2
 WEIGHTS = "model.safetensors"  # a run folder's trained weights (records.py names the folder's other files)
 SHIPPED = "weights"            # a project's shipped weights, <project>/weights/<experiment>.safetensors
 # Package data, so an installed tinycnn has its shipped weights; in the checkout,
@@ -56,7 +58,8 @@ class Weights:
 def save_weights(path: Path, model: nn.Module, spec: ModelSpec, mean: float, std: float, **extra) -> None:
     # safetensors stores plain contiguous tensors (channels_last weights are permuted views)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    meta = {"model": spec.model, "layout": spec.layout, "dropout": spec.dropout, "mean": mean, "std": std, **extra}
+    meta = {"format": FORMAT, "model": spec.model, "layout": spec.layout, "dropout": spec.dropout, "mean": mean, "std": std,
+            **extra}
     write_bytes(path, save(state, metadata={META_KEY: json.dumps(meta)}))
 
 
@@ -105,6 +108,8 @@ def load_weights(path: str | Path, model_file: str | None = None) -> Weights:
         raise DataError(f"{path}: not a readable safetensors weights file ({str(e).splitlines()[0]})") from None
     if not isinstance(meta, dict) or "model" not in meta:
         raise DataError(f"{path}: a safetensors file without tinycnn's metadata (which model it holds)")
+    if meta.get("format", 1) < FORMAT:
+        meta = {**meta, "layout": layout_before_step3_changed(meta["model"], meta.get("layout", ""))}
     try:
         model = rebuild(meta, path, model_file)
         model.load_state_dict(state, strict=True)

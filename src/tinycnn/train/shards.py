@@ -10,7 +10,7 @@ normalises over its own part of the batch (as on several GPUs without SyncBatchN
 order in every process, so a run is deterministic given its seed and its number of processes,
 on a machine with any number of cores.
 
-Why not torch.distributed: on a 2-core machine gloo's all-reduce cost 13 ms a step of Model_3
+Why not torch.distributed: on a 2-core machine gloo's all-reduce cost 13 ms a step of step 3's first model
 (a step is about 25 ms), mostly in waking its threads; a flag in shared memory costs a few
 microseconds. Process 0 is the caller (it reports progress and writes files); the others are
 spawned helpers that compute and exchange only.
