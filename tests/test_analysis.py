@@ -61,12 +61,31 @@ def test_rf_skeleton_by_hand():
         (6, 6, 0, 1, 6, 1, 2, 12, 18, 28),   # GAP: kernel = incoming size
         (1, 1, 0, 1, 1, 1, 12, 12, 28, 28),  # 1x1 classifier
     ]
-    assert rf_columns(build_model("Model_3")) == expected
+    assert rf_columns(build_model("Model_1")) == expected
     # the centre of each layer's first cell: +1 per valid 3x3, +0.5 for the 2x2 pool, then +1 jump (2) per 3x3
-    starts = [row.start for row in receptive_field_table(build_model("Model_3"))]
+    starts = [row.start for row in receptive_field_table(build_model("Model_1"))]
     assert starts == [0, 1, 2, 2, 2.5, 4.5, 6.5, 8.5, 13.5, 13.5]  # GAP's single cell: the image centre
-    facts = receptive_field_facts(receptive_field_table(build_model("Model_3")))
+    facts = receptive_field_facts(receptive_field_table(build_model("Model_1")))
     assert (facts.last_spatial_rf, facts.final_rf, facts.covers_input) == (18, 28, True)
+
+
+def test_rf_step_3_by_hand():
+    # c8k5 (valid 5x5), pool, c12, c16 x3 (valid 3x3), GAP: worked out on paper
+    expected = [
+        (5, 1, 0, 1, 28, 24, 1, 1, 1, 5),
+        (2, 2, 0, 1, 24, 12, 1, 2, 5, 6),
+        (3, 1, 0, 1, 12, 10, 2, 2, 6, 10),
+        (3, 1, 0, 1, 10, 8, 2, 2, 10, 14),
+        (3, 1, 0, 1, 8, 6, 2, 2, 14, 18),
+        (3, 1, 0, 1, 6, 4, 2, 2, 18, 22),
+        (4, 4, 0, 1, 4, 1, 2, 8, 22, 28),    # GAP over 4x4: 22 + 3 * 2
+        (1, 1, 0, 1, 1, 1, 8, 8, 28, 28),    # 1x1 classifier
+    ]
+    assert rf_columns(build_model("Model_3")) == expected
+    starts = [row.start for row in receptive_field_table(build_model("Model_3"))]
+    assert starts == [0, 2, 2.5, 4.5, 6.5, 8.5, 10.5, 13.5, 13.5]  # +2 for the valid 5x5, then as above
+    facts = receptive_field_facts(receptive_field_table(build_model("Model_3")))
+    assert (facts.last_spatial_rf, facts.final_rf, facts.covers_input) == (22, 28, True)
 
 
 def test_rf_padding_stride_and_dilation_by_hand():

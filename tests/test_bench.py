@@ -31,6 +31,8 @@ def test_bench_runs_every_part_and_writes_its_report(mnist, tmp_path):
     pipeline = result["pipeline"]  # the page quotes the measured medians, not other numbers
     assert f"| **median** | **{pipeline['tinycnn_median']:.0f}** | **{pipeline['reference_median']:.0f}** |" in text
     assert (tmp_path / "bench.png").stat().st_size > 10_000
-    epoch = result["real_epoch"]  # an epoch as `tinycnn train` runs it: ten steps of 64, then 10,000 evaluated
-    assert epoch["steps"] == 10 and epoch["eval_images"] == 10_000 and epoch["seconds"] > 0
-    assert f"640 training images in 10 steps, then the 10,000 evaluation images: **{epoch['seconds']:.1f} s**" in text
+    epoch = result["real_epoch"]  # an epoch as `tinycnn train` runs it: five steps of 128, then 10,000 evaluated
+    assert epoch["steps"] == 5 and epoch["eval_images"] == 10_000 and epoch["seconds"] > 0
+    assert f"640 training images in 5 steps, then the 10,000 evaluation images: **{epoch['seconds']:.1f} s**" in text
+    one = result["processes_epoch"]["processes_1"]  # and on one process instead of step 3's two
+    assert f"The same epoch on one process: **{one['seconds']:.1f} s**, against **{epoch['seconds']:.1f} s**" in text

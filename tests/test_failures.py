@@ -52,7 +52,8 @@ def epochs_done(folder: Path) -> int:
 # ---------------------------------------------------------------------------- divergence
 def test_a_diverging_run_stops_at_once_and_keeps_its_history(tmp_path, capsys):
     out = tmp_path / "run"
-    line = one_line_error(call_cli(capsys, "train", "--lr", "1e6", "--epochs", "2", "--train-subset", "2000", "--out", out), 3)
+    line = one_line_error(call_cli(capsys, "train", "--lr", "1e6", "--epochs", "2", "--train-subset", "2000", "--batch-size",
+                                   "64", "--processes", "1", "--clean-epochs", "0", "--out", out), 3)
     assert "diverged at epoch 1, step" in line and "lower the learning rate (--lr)" in line
     metrics = records.read_metrics(out / records.METRICS)
     assert f"learning rate {metrics['diverged']['lr']:.3g}" in line
@@ -60,7 +61,8 @@ def test_a_diverging_run_stops_at_once_and_keeps_its_history(tmp_path, capsys):
     assert metrics["status"] == "diverged" and metrics["history"] == [] and metrics["diverged"]["epoch"] == 1
     # a later divergence keeps the epochs before it: a step schedule multiplies the rate by 1e6 after epoch 1
     later = call_cli(capsys, "train", "--lr", "0.05", "--schedule", "step", "--step-size", "1", "--gamma", "1e6",
-                    "--epochs", "3", "--train-subset", "2000", "--test-subset", "500", "--out", tmp_path / "later")
+                    "--epochs", "3", "--train-subset", "2000", "--test-subset", "500", "--model", "Model_1", "--batch-size",
+                    "64", "--processes", "1", "--clean-epochs", "0", "--out", tmp_path / "later")
     assert "diverged at epoch 2" in one_line_error(later, 3)
     assert [r["epoch"] for r in records.read_metrics(tmp_path / "later" / records.METRICS)["history"]] == [1]
 
@@ -68,7 +70,7 @@ def test_a_diverging_run_stops_at_once_and_keeps_its_history(tmp_path, capsys):
 def test_a_diverged_seed_is_recorded_and_the_other_seeds_go_on(tmp_path):
     path = tmp_path / "tiny.toml"
     path.write_text('title = "T: t"\ntarget = "x"\nanalysis = "y"\nseeds = [0, 1]\n[train]\n'
-                    'epochs = 1\ntrain_subset = 1000\nlr = 1000000.0\n')
+                    'epochs = 1\ntrain_subset = 1000\nlr = 1000000.0\nbatch_size = 64\nprocesses = 1\nclean_epochs = 0\nmodel = "Model_1"\n')
     result = run_cli("run", path, "--out", tmp_path / "out", "--workers", "1")
     assert result.returncode == 3 and "seeds 0, 1 diverged" in result.stderr and "Traceback" not in result.stderr
     for seed in (0, 1):  # seed 1 ran although seed 0 had diverged

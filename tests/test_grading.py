@@ -255,7 +255,7 @@ def test_rerun_executes_the_final_notebook_as_written_on_forced_seeds(tmp_path, 
 def test_rerun_with_one_recipe_trains_the_final_model_class_on_seeds(tmp_path, capsys):
     folder = write_submission(tmp_path / "fay")
     recipe = tmp_path / "recipe.toml"
-    recipe.write_text("[train]\nepochs = 3\ntrain_subset = 640\ntest_subset = 500\nema = 0.9\n")
+    recipe.write_text("[train]\nepochs = 3\ntrain_subset = 640\ntest_subset = 500\nema = 0.9\nprocesses = 1\n")
     code, rules = checked(capsys, folder, "--rerun", "2", "--recipe", recipe)
     runs = rules["rerun"]["details"]
     at_once = " (2 seeds at a time)" if default_workers() >= 2 else ""  # one process of one thread a seed

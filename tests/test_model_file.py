@@ -114,7 +114,7 @@ def test_every_bad_spec_is_one_line(course, spec, code, says):
 # model that guesses one class would make "C equals PyTorch" an empty check), evaluated on all
 # 10,000 test images, so `evaluate` on its folder must give exactly the run's own last accuracy.
 SHORT = ["--epochs", "1", "--train-subset", "6000", "--batch-size", "64", "--lr", "0.05", "--schedule", "none",
-         "--ema", "0"]
+         "--ema", "0", "--processes", "1", "--clean-epochs", "0"]
 
 
 @pytest.fixture(scope="module")
