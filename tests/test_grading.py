@@ -284,7 +284,8 @@ def test_a_class_rerun_stopped_with_kill_leaves_no_seed_running(tmp_path):
     has a session of its own) on the way out."""
     folder = write_submission(tmp_path / "ida")
     marker = "0.0123457"  # the learning rate: it is in each seed's command line and nowhere else
-    (tmp_path / "recipe.toml").write_text(f"[train]\nepochs = 15\nlr = {marker}\n")  # long: it is stopped
+    # long (it is stopped), one process a seed (so the seeds run side by side, not one after the other)
+    (tmp_path / "recipe.toml").write_text(f"[train]\nepochs = 15\nlr = {marker}\nprocesses = 1\n")
     check = subprocess.Popen([sys.executable, "-m", "tinycnn.cli", "check", folder, "--rerun", "2", "--recipe",
                               tmp_path / "recipe.toml"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
